@@ -37,6 +37,9 @@ BASE_LDFLAGS := $(LDSAN) $(LDFLAGS)
 
 MODULES := common proto config vfs vnet dns agent launcher
 include $(wildcard $(addsuffix /module.mk,$(MODULES)))
+# Test helpers built like programs (tests/cluster/build.mk adds to TEST_PROGRAMS).
+TEST_PROGRAMS :=
+include $(wildcard tests/*/build.mk)
 
 pkg_cflags = $(if $(1),$(shell pkg-config --cflags $(1)))
 pkg_libs   = $(if $(1),$(shell pkg-config --libs $(1)))
@@ -61,7 +64,7 @@ mod_pkgs     = $(sort $(foreach m,$(1) $($(1)_DEPS),$($(m)_PKGS)))
 
 # --- programs ---------------------------------------------------------------
 PROGRAMS := $(O)/podenv $(O)/podenv-agent
-all: $(PROGRAMS) $(O)/probe
+all: $(PROGRAMS) $(O)/probe $(TEST_PROGRAMS)
 .PHONY: all
 
 $(O)/podenv: $(call mod_archives,launcher)
