@@ -12,6 +12,7 @@
 #ifndef PODENV_TESTS_TAP_H
 #define PODENV_TESTS_TAP_H
 
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>

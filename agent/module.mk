@@ -1,0 +1,3 @@
+agent_SRCS := agent/main.c agent/target.c
+agent_PKGS :=
+agent_DEPS := common

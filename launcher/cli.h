@@ -1,0 +1,10 @@
+/* The podenv command line: one entry point per subcommand, each taking the
+ * subcommand's argv (argv[0] is the subcommand name) and returning the
+ * process exit status (0 success, 1 runtime failure, 2 usage or config
+ * error; exec returns the child's status). */
+#ifndef PODENV_LAUNCHER_CLI_H
+#define PODENV_LAUNCHER_CLI_H
+
+#define PODENV_VERSION "0.1.0"
+
+#endif

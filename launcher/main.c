@@ -1,0 +1,84 @@
+/* podenv: run a local program in the environment of a Kubernetes pod.
+ *
+ * This file is the command dispatcher: global options, `help`, `--version`,
+ * then one function per subcommand.
+ */
+#define LOG_TARGET "podenv"
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "launcher/cli.h"
+
+struct cli_command {
+	const char *name;
+	int (*main)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct cli_command commands[] = {
+	{ "help", NULL, "show help for podenv or one of its commands" },
+};
+
+static void usage(FILE *f)
+{
+	fputs("Usage: podenv [-v|-q] COMMAND [ARGS...]\n"
+	      "\n"
+	      "Run a local program in the environment of a Kubernetes pod: its files,\n"
+	      "environment, hostname, DNS and network. Reads mirrord configuration files.\n"
+	      "\n"
+	      "Commands:\n",
+	      f);
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fputs("\n"
+	      "Options:\n"
+	      "  -v, --verbose   more log output (repeat for more)\n"
+	      "  -q, --quiet     errors only\n"
+	      "  -h, --help      show this help\n"
+	      "  -V, --version   show the version\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	int verbosity = LOG_INFO;
+	int i;
+
+	log_filter_set(getenv("RUST_LOG"), NULL);
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			printf("podenv %s\n", PODENV_VERSION);
+			return 0;
+		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			verbosity = MIN(verbosity + 1, LOG_TRACE);
+		} else if (!strcmp(a, "-vv")) {
+			verbosity = LOG_TRACE;
+		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+			verbosity = LOG_ERROR;
+		} else {
+			fprintf(stderr, "podenv: unknown option %s (see podenv --help)\n", a);
+			return 2;
+		}
+	}
+	if (verbosity != LOG_INFO)
+		log_default_level_set(verbosity);
+	if (i == argc) {
+		usage(stderr);
+		return 2;
+	}
+	const char *name = argv[i];
+	if (!strcmp(name, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t c = 0; c < ARRAY_SIZE(commands); c++)
+		if (commands[c].main && !strcmp(name, commands[c].name))
+			return commands[c].main(argc - i, argv + i);
+	fprintf(stderr, "podenv: unknown command '%s' (see podenv --help)\n", name);
+	return 2;
+}

@@ -1,0 +1,3 @@
+launcher_SRCS := launcher/main.c
+launcher_PKGS :=
+launcher_DEPS := common
