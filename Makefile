@@ -45,18 +45,21 @@ pkg_cflags = $(if $(1),$(shell pkg-config --cflags $(1)))
 pkg_libs   = $(if $(1),$(shell pkg-config --libs $(1)))
 
 # --- archives ---------------------------------------------------------------
-define module_rules
-$(1)_OBJS := $$(patsubst %.c,$(O)/%.o,$$($(1)_SRCS))
+define compile_rule
 $(O)/$(1)/%.o: $(1)/%.c
 	$$(call quiet,CC,$$@)
 	$(Q)mkdir -p $$(@D)
-	$(Q)$$(CC) $$(BASE_CFLAGS) $$(call pkg_cflags,$$($(1)_PKGS)) -c -o $$@ $$<
+	$(Q)$$(CC) $$(BASE_CFLAGS) $$(call pkg_cflags,$$(call mod_pkgs,$(1))) -c -o $$@ $$<
+endef
+define archive_rule
+$(1)_OBJS := $$(patsubst %.c,$(O)/%.o,$$($(1)_SRCS))
 $(O)/lib$(1).a: $$($(1)_OBJS)
 	$$(call quiet,AR,$$@)
 	$(Q)rm -f $$@ && ar rcs $$@ $$^
 endef
 LIB_MODULES := $(foreach m,$(MODULES),$(if $($(m)_SRCS),$(m)))
-$(foreach m,$(LIB_MODULES),$(eval $(call module_rules,$(m))))
+$(foreach m,$(MODULES),$(eval $(call compile_rule,$(m))))
+$(foreach m,$(LIB_MODULES),$(eval $(call archive_rule,$(m))))
 
 # Link line for a module: its archive, then its dependencies' archives.
 mod_archives = $(foreach m,$(1) $($(1)_DEPS),$(if $($(m)_SRCS),$(O)/lib$(m).a))
@@ -67,10 +70,12 @@ PROGRAMS := $(O)/podenv $(O)/podenv-agent
 all: $(PROGRAMS) $(O)/probe $(TEST_PROGRAMS)
 .PHONY: all
 
-$(O)/podenv: $(call mod_archives,launcher)
+# Programs: <dir>/main.c plus the archives; main.c stays out of the archive
+# so that unit tests can link the rest of the program's code.
+$(O)/podenv: $(O)/launcher/main.o $(call mod_archives,launcher)
 	$(call quiet,LD,$@)
 	$(Q)$(CC) $(BASE_LDFLAGS) -o $@ $^ $(call pkg_libs,$(call mod_pkgs,launcher)) $(launcher_LIBS)
-$(O)/podenv-agent: $(call mod_archives,agent)
+$(O)/podenv-agent: $(O)/agent/main.o $(call mod_archives,agent)
 	$(call quiet,LD,$@)
 	$(Q)$(CC) $(BASE_LDFLAGS) -o $@ $^ $(call pkg_libs,$(call mod_pkgs,agent)) $(agent_LIBS)
 

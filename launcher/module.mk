@@ -1,3 +1,3 @@
-launcher_SRCS := launcher/main.c
+launcher_SRCS :=
 launcher_PKGS :=
 launcher_DEPS := common
