@@ -1,3 +1,3 @@
-agent_SRCS := agent/target.c
+agent_SRCS := agent/target.c agent/fs.c
 agent_PKGS :=
 agent_DEPS := common
