@@ -109,6 +109,10 @@ TEST(fs_magic_links_refused)
 		teardown();
 		SKIP("cannot bind /proc");
 	}
+	/* root_fd was opened in the old mount namespace: reopen to see /proc */
+	close(root_fd);
+	root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	REQUIRE(root_fd >= 0);
 	CHECK_INT(agent_fs_open(root_fd, "/proc/self/root/etc/passwd", O_RDONLY, 0), ==, -ELOOP);
 	struct stat st;
 	CHECK_INT(agent_fs_stat(root_fd, "/proc/self/cwd", true, &st), ==, -ELOOP);
