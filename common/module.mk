@@ -1,3 +1,3 @@
-common_SRCS := common/mem.c common/err.c common/log.c common/buf.c common/loop.c
+common_SRCS := common/mem.c common/err.c common/log.c common/buf.c common/loop.c common/map.c
 common_PKGS :=
 common_DEPS :=
