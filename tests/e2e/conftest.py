@@ -3,7 +3,9 @@
 Fixtures:
   build_dir   the build folder (env PODENV_BUILD, default /work/main/build)
   cluster     session-scoped: `tests/cluster/cluster up` once, `down` at the
-              end even when tests fail; a Cluster object (below)
+              end even when tests fail; a Cluster object (below). Its
+              instance is PODENV_CLUSTER_ID or "s<pytest pid>", so sessions
+              running side by side each have their own cluster.
 
 Every test gets a timeout (default 120 s; `@pytest.mark.timeout(N)` changes
 it) unless the pytest-timeout plugin is there to do it.
@@ -40,6 +42,7 @@ def cluster_cmd(*args, instance=None, timeout=300, check=False):
     """Run tests/cluster/cluster; instance names a separate cluster (PODENV_CLUSTER_ID)."""
     env = dict(os.environ)
     env["PODENV_BUILD"] = build_dir_path()
+    env["PODENV_CLUSTER_OWNER"] = str(os.getpid())
     if instance is not None:
         env["PODENV_CLUSTER_ID"] = instance
     return run([PYTHON, str(CLUSTER_SCRIPT), *args], timeout=timeout, check=check, env=env)
@@ -131,7 +134,10 @@ def build_dir():
 def cluster():
     if os.geteuid() != 0:
         pytest.skip("the mini cluster needs root")
-    instance = os.environ.get("PODENV_CLUSTER_ID")
+    # Each session gets its own instance (namespaces, state dir), so test
+    # sessions running at the same time do not take each other's cluster down.
+    instance = os.environ.get("PODENV_CLUSTER_ID") or f"s{os.getpid()}"
+    cluster_cmd("reap", timeout=120)  # instances left by killed sessions
     done = []
 
     def down():
