@@ -32,7 +32,7 @@ struct conn {
 	int fd;
 	size_t in_len;
 	unsigned long long body_left; /* request body bytes still to discard */
-	int close_after;              /* close once out is flushed */
+	int close_after;	      /* close once out is flushed */
 	size_t out_len, out_off;
 	char in[IN_MAX];
 	char out[OUT_MAX];
@@ -62,7 +62,8 @@ static void logline(const char *method, size_t mlen, const char *target, size_t 
 		mlen = 32;
 	if (tlen > 400)
 		tlen = 400;
-	int n = snprintf(line, sizeof line, "podapp: %.*s %.*s\n", (int)mlen, method, (int)tlen, target);
+	int n = snprintf(line, sizeof line, "podapp: %.*s %.*s\n", (int)mlen, method, (int)tlen,
+			 target);
 	if (n > 0 && write(STDOUT_FILENO, line, (size_t)n) < 0) {
 		/* a lost log line is not worth more */
 	}
@@ -172,21 +173,24 @@ static int process(struct conn *c)
 			if (*e)
 				return -1;
 		}
-		if ((vl = header(hdr, hend, "Transfer-Encoding", &v)) >= 0 && has_token(v, vl, "chunked")) {
+		if ((vl = header(hdr, hend, "Transfer-Encoding", &v)) >= 0 &&
+		    has_token(v, vl, "chunked")) {
 			/* Chunked request bodies are not parsed: answer, then close. */
 			keep = 0;
 		}
-		if (clen > 0 && (vl = header(hdr, hend, "Expect", &v)) >= 0 && has_token(v, vl, "100-continue")) {
+		if (clen > 0 && (vl = header(hdr, hend, "Expect", &v)) >= 0 &&
+		    has_token(v, vl, "100-continue")) {
 			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 			if (out_add(c, cont, sizeof cont - 1) < 0)
 				return -1;
 		}
 		char resp[512];
 		size_t blen = strlen(body);
-		int n = snprintf(resp, sizeof resp,
-				 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-				 "Server: podapp\r\nConnection: %s\r\n\r\n",
-				 blen, keep ? "keep-alive" : "close");
+		int n = snprintf(
+			resp, sizeof resp,
+			"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+			"Server: podapp\r\nConnection: %s\r\n\r\n",
+			blen, keep ? "keep-alive" : "close");
 		if (out_add(c, resp, (size_t)n) < 0 || (!head && out_add(c, body, blen) < 0))
 			return -1;
 		off = (size_t)(end - c->in) + 4;
@@ -313,7 +317,8 @@ int main(int argc, char **argv)
 	int one = 1, zero = 0;
 	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	setsockopt(ls, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-	struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+	struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6,
+				   .sin6_port = htons((uint16_t)port),
 				   .sin6_addr = IN6ADDR_ANY_INIT};
 	if (bind(ls, (struct sockaddr *)&sa6, sizeof sa6) < 0 || listen(ls, 1024) < 0) {
 		perror("podapp: bind/listen");
@@ -343,7 +348,8 @@ int main(int argc, char **argv)
 			struct conn *c = evs[i].data.ptr;
 			if (!c) {
 				for (;;) {
-					int fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+					int fd = accept4(ls, NULL, NULL,
+							 SOCK_NONBLOCK | SOCK_CLOEXEC);
 					if (fd < 0)
 						break;
 					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -356,7 +362,8 @@ int main(int argc, char **argv)
 					nc->in_len = nc->out_len = nc->out_off = 0;
 					nc->body_left = 0;
 					nc->close_after = 0;
-					struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = nc};
+					struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
+								 .data.ptr = nc};
 					if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 						conn_free(nc);
 				}
