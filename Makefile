@@ -130,7 +130,9 @@ e2e: all
 	$(Q)$(PYTHON) tests/run.py e2e --build $(O)
 .PHONY: e2e
 
-check: all units
+# check and demo set themselves up (README): deps first, then the build.
+check: deps
+	$(Q)$(MAKE) --no-print-directory all units
 	$(Q)$(PYTHON) tests/run.py all --build $(O)
 .PHONY: check
 
@@ -182,7 +184,8 @@ deps:
 	else echo "deps: all installed"; fi
 .PHONY: deps
 
-demo: all
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tests/demo.sh $(O)
 .PHONY: demo
 

@@ -14,6 +14,8 @@
 
 #include "common/err.h"
 
+#define PODENV_AGENT_VERSION "0.1.0"
+
 struct agent_target {
 	pid_t pid;
 	int pidfd;   /* keeps the identity of pid; -1 if unsupported */

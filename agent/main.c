@@ -1,19 +1,26 @@
 /* podenv-agent: the remote half of podenv. It runs where the target process
  * runs, pins that process (by PID or container id) and serves its files,
- * environment, hostname, DNS and connections to launchers.
+ * environment, hostname and connections to launchers (docs/PROTOCOL.md).
  *
- * This file parses the command line and dispatches: `--inspect` prints what
- * the agent sees of its target (a diagnostic for operators and the demo).
+ * Start-up order matters: everything that forks or changes namespaces
+ * (reading the target's hostname, entering its network namespace) happens
+ * before the worker threads start; a --listen socket is bound before the
+ * agent enters the target's network namespace, so it stays reachable where
+ * it was asked to listen while outgoing connections leave from the target.
  */
 #define LOG_TARGET "podenv::agent"
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <netdb.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "agent/agent.h"
+#include "agent/session.h"
 #include "common/log.h"
-
-#define AGENT_VERSION "0.1.0"
 
 struct agent_opts {
 	pid_t pid;
@@ -21,54 +28,88 @@ struct agent_opts {
 	const char *log_level;
 	bool json_log;
 	bool inspect;
+	bool stdio;
+	const char *listen;
+	const char *token_file;
+	unsigned timeout_s; /* communication timeout */
+	unsigned workers;
 };
 
 static void usage(FILE *f)
 {
-	fputs("Usage: podenv-agent (--pid PID | --container-id ID) [options]\n"
+	fputs("Usage: podenv-agent (--pid PID | --container-id ID) MODE [options]\n"
 	      "\n"
-	      "Serves a target process's files, environment, hostname, DNS and\n"
-	      "connections to podenv launchers.\n"
+	      "Serves a target process's files, environment, hostname and connections\n"
+	      "to podenv launchers.\n"
 	      "\n"
 	      "Target:\n"
-	      "  -p, --pid PID            the target process on this machine\n"
-	      "  -c, --container-id ID    find the target by container id (/proc/*/cgroup)\n"
-	      "Actions:\n"
-	      "      --inspect            print what the agent sees of the target and exit\n"
-	      "Logging:\n"
-	      "  -l, --log-level FILTER   RUST_LOG-style filter, e.g. \"podenv=debug,warn\"\n"
-	      "                           (default: $RUST_LOG, else info)\n"
-	      "      --json-log           log JSON lines\n"
-	      "  -h, --help               show this help\n"
-	      "  -V, --version            show the version\n",
+	      "  -p, --pid PID              the target process on this machine\n"
+	      "  -c, --container-id ID      find the target by container id (/proc/*/cgroup)\n"
+	      "Mode:\n"
+	      "      --stdio                serve one launcher on stdin (a socket)\n"
+	      "      --listen ADDR:PORT     accept launchers on a TCP address; needs --token-file\n"
+	      "      --inspect              print what the agent sees of the target and exit\n"
+	      "Options:\n"
+	      "      --token-file FILE      64 hex digits clients must present\n"
+	      "  -t, --communication-timeout SECS\n"
+	      "                             exit when no launcher is connected for SECS\n"
+	      "                             (default 30; 0 = never)\n"
+	      "      --workers N            threads for file operations (default 4)\n"
+	      "  -l, --log-level FILTER     RUST_LOG-style filter, e.g. \"podenv=debug,warn\"\n"
+	      "                             (default: $RUST_LOG, else info)\n"
+	      "      --json-log             log JSON lines\n"
+	      "  -h, --help                 show this help\n"
+	      "  -V, --version              show the version\n",
 	      f);
+}
+
+static int parse_uint(const char *opt, const char *s, unsigned max, unsigned *ret,
+		      struct err *reterr)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || !*s || v > max || s[0] == '-')
+		return err_set(reterr, -EINVAL, "%s: '%s' is not a number from 0 to %u", opt, s,
+			       max);
+	*ret = (unsigned)v;
+	return 0;
 }
 
 static int parse_args(int argc, char **argv, struct agent_opts *o, struct err *reterr)
 {
-	enum { OPT_INSPECT = 256, OPT_JSON_LOG };
+	enum { OPT_INSPECT = 256, OPT_JSON_LOG, OPT_STDIO, OPT_LISTEN, OPT_TOKEN, OPT_WORKERS };
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "container-id", required_argument, NULL, 'c' },
 		{ "inspect", no_argument, NULL, OPT_INSPECT },
+		{ "stdio", no_argument, NULL, OPT_STDIO },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "token-file", required_argument, NULL, OPT_TOKEN },
+		{ "communication-timeout", required_argument, NULL, 't' },
+		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "json-log", no_argument, NULL, OPT_JSON_LOG },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
-	int c;
-	char *end;
+	unsigned v;
+	int c, r;
 
+	o->timeout_s = 30;
+	o->workers = 4;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":p:c:l:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":p:c:l:t:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			errno = 0;
-			long v = strtol(optarg, &end, 10);
-			if (errno || *end || v <= 0 || v > INT32_MAX)
-				return err_set(reterr, -EINVAL, "--pid: '%s' is not a process id",
-					       optarg);
+			r = parse_uint("--pid", optarg, INT32_MAX, &v, reterr);
+			if (r < 0)
+				return r;
+			if (v == 0)
+				return err_set(reterr, -EINVAL, "--pid: 0 is not a process id");
 			o->pid = (pid_t)v;
 			break;
 		case 'c':
@@ -77,17 +118,39 @@ static int parse_args(int argc, char **argv, struct agent_opts *o, struct err *r
 		case 'l':
 			o->log_level = optarg;
 			break;
+		case 't':
+			r = parse_uint("--communication-timeout", optarg, 86400 * 365, &o->timeout_s,
+				       reterr);
+			if (r < 0)
+				return r;
+			break;
+		case OPT_WORKERS:
+			r = parse_uint("--workers", optarg, 64, &o->workers, reterr);
+			if (r < 0)
+				return r;
+			if (o->workers == 0)
+				return err_set(reterr, -EINVAL, "--workers: at least 1");
+			break;
 		case OPT_JSON_LOG:
 			o->json_log = true;
 			break;
 		case OPT_INSPECT:
 			o->inspect = true;
 			break;
+		case OPT_STDIO:
+			o->stdio = true;
+			break;
+		case OPT_LISTEN:
+			o->listen = optarg;
+			break;
+		case OPT_TOKEN:
+			o->token_file = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
 		case 'V':
-			printf("podenv-agent %s\n", AGENT_VERSION);
+			printf("podenv-agent %s (protocol %d)\n", PODENV_AGENT_VERSION, PROTO_VERSION);
 			exit(0);
 		case ':':
 			return err_set(reterr, -EINVAL, "option %s needs a value", argv[optind - 1]);
@@ -99,8 +162,12 @@ static int parse_args(int argc, char **argv, struct agent_opts *o, struct err *r
 		return err_set(reterr, -EINVAL, "unexpected argument '%s'", argv[optind]);
 	if (!o->pid == !o->container_id)
 		return err_set(reterr, -EINVAL, "give exactly one of --pid and --container-id");
-	if (!o->inspect)
-		return err_set(reterr, -EINVAL, "nothing to do: give --inspect");
+	if (o->inspect + o->stdio + !!o->listen != 1)
+		return err_set(reterr, -EINVAL, "give exactly one of --stdio, --listen and --inspect");
+	if (o->listen && !o->token_file)
+		return err_set(reterr, -EINVAL,
+			       "--listen needs --token-file: the agent never serves unauthenticated "
+			       "network clients");
 	return 0;
 }
 
@@ -135,6 +202,140 @@ static int inspect(const struct agent_target *t)
 	return 0;
 }
 
+static int read_token(const char *path, uint8_t token[PROTO_TOKEN_SIZE], struct err *reterr)
+{
+	char text[256];
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return err_set_errno(reterr, -errno, "token file %s", path);
+	n = read(fd, text, sizeof(text) - 1);
+	if (n < 0)
+		return err_set_errno(reterr, -errno, "token file %s", path);
+	text[n] = '\0';
+	if (proto_token_parse(text, token) < 0)
+		return err_set(reterr, -EINVAL, "token file %s: expected 64 hex digits", path);
+	return 0;
+}
+
+/* "ADDR:PORT", "[V6]:PORT" or ":PORT" (all addresses). */
+static int listen_on(const char *spec, struct err *reterr)
+{
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICHOST };
+	struct addrinfo *ai = NULL;
+	int fd, r, one = 1;
+
+	if (!colon || (size_t)(colon - spec) >= sizeof(host))
+		return err_set(reterr, -EINVAL, "--listen %s: expected ADDR:PORT", spec);
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = '\0';
+	char *h = host;
+	if (h[0] == '[' && h[strlen(h) - 1] == ']') {
+		h[strlen(h) - 1] = '\0';
+		h++;
+	}
+	r = getaddrinfo(*h ? h : NULL, colon + 1, &hints, &ai);
+	if (r != 0)
+		return err_set(reterr, -EINVAL, "--listen %s: %s", spec, gai_strerror(r));
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		r = err_set_errno(reterr, -errno, "--listen %s: socket", spec);
+		goto out;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0) {
+		r = err_set_errno(reterr, -errno, "--listen %s", spec);
+		close(fd);
+		goto out;
+	}
+	r = fd;
+out:
+	freeaddrinfo(ai);
+	return r;
+}
+
+static int on_terminate(struct loop_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct agent_server *srv = userdata;
+
+	log_info("%s: saying goodbye to every launcher", strsignal((int)si->ssi_signo));
+	agent_server_shutdown(srv, "agent terminated");
+	loop_exit(loop_source_loop(s), 0);
+	return 0;
+}
+
+static int serve(const struct agent_opts *o, struct agent_target *t, struct err *e)
+{
+	uint8_t token[PROTO_TOKEN_SIZE];
+	char hostname[256];
+	struct agent_server *srv = NULL;
+	struct loop *l = NULL;
+	_cleanup_close_ int listen_fd = -1;
+	int r;
+
+	if (o->token_file) {
+		r = read_token(o->token_file, token, e);
+		if (r < 0)
+			return r;
+	}
+	r = agent_target_hostname(t, hostname, sizeof(hostname), e);
+	if (r < 0)
+		return r;
+	if (o->listen) {
+		listen_fd = listen_on(o->listen, e);
+		if (listen_fd < 0)
+			return listen_fd;
+	}
+	if (setns(t->net_fd, CLONE_NEWNET) < 0)
+		return err_set_errno(e, -errno, "entering the network namespace of process %d",
+				     (int)t->pid);
+	r = loop_new(&l);
+	if (r < 0)
+		return err_set_errno(e, r, "event loop");
+	struct agent_server_opts so = {
+		.target = t,
+		.hostname = hostname,
+		.token = o->token_file ? token : NULL,
+		.communication_timeout = (usec_t)o->timeout_s * USEC_PER_SEC,
+		.workers = o->workers,
+	};
+	r = agent_server_new(l, &so, &srv);
+	if (r < 0) {
+		err_set_errno(e, r, "starting the server");
+		goto out;
+	}
+	loop_add_signal(l, SIGTERM, on_terminate, srv, NULL);
+	loop_add_signal(l, SIGINT, on_terminate, srv, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (o->stdio) {
+		int fd = fcntl(0, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+			r = err_set_errno(e, -errno, "stdin");
+			goto out;
+		}
+		r = agent_server_add_fd(srv, fd, true);
+	} else {
+		r = agent_server_listen(srv, listen_fd);
+		/* Launchers and tests wait for this line before connecting. */
+		fprintf(stderr, "podenv-agent: ready, listening on %s\n", o->listen);
+	}
+	if (r < 0) {
+		err_set_errno(e, r, "starting the session");
+		goto out;
+	}
+	log_debug("serving process %d (%s)", (int)t->pid, hostname);
+	r = loop_run(l);
+	if (r < 0)
+		err_set_errno(e, r, "event loop");
+out:
+	agent_server_free(srv);
+	loop_free(l);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct agent_opts o = { 0 };
@@ -164,9 +365,14 @@ int main(int argc, char **argv)
 	r = agent_target_open_pid(o.pid, &t, &e);
 	if (r < 0)
 		goto fail;
-	r = inspect(t);
+	if (o.inspect)
+		r = inspect(t);
+	else
+		r = serve(&o, t, &e);
 	agent_target_free(t);
-	return r < 0 ? 1 : 0;
+	if (r < 0 && err_isset(&e))
+		goto fail;
+	return r < 0 ? 1 : r;
 fail:
 	log_error("%s", e.msg);
 	return 1;

@@ -1,4 +1,4 @@
-agent_SRCS := agent/target.c agent/fs.c agent/pool.c
+agent_SRCS := agent/target.c agent/fs.c agent/pool.c agent/files.c agent/session.c agent/stream.c
 agent_PKGS :=
-agent_DEPS := common
+agent_DEPS := proto common
 agent_LIBS := -pthread

@@ -21,6 +21,12 @@ void buf_reset(struct buf *b)
 	b->start = b->end = 0;
 }
 
+void buf_truncate(struct buf *b, size_t len)
+{
+	if (len < buf_len(b))
+		b->end = b->start + len;
+}
+
 void *buf_reserve(struct buf *b, size_t n)
 {
 	size_t len = buf_len(b), need;

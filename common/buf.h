@@ -46,6 +46,8 @@ void buf_printf(struct buf *b, const char *fmt, ...) PRINTF_FMT(2, 3);
 /* Drops n bytes (at most buf_len) from the front. */
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
+/* Keeps only the first len readable bytes (len <= buf_len). */
+void buf_truncate(struct buf *b, size_t len);
 
 /* Hands the readable bytes to the caller as a NUL-terminated string (the
  * NUL is not counted in *len); the buffer is empty afterwards. Caller frees. */

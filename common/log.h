@@ -20,6 +20,7 @@
 #ifndef PODENV_COMMON_LOG_H
 #define PODENV_COMMON_LOG_H
 
+#include <inttypes.h>
 #include <stdbool.h>
 
 #include "common/err.h"

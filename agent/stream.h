@@ -1,0 +1,57 @@
+/* Outgoing streams of a session: TCP connections and UDP flows made from
+ * the target's network namespace on the launcher's behalf. Private to
+ * agent/; loop thread only.
+ */
+#ifndef PODENV_AGENT_STREAM_H
+#define PODENV_AGENT_STREAM_H
+
+#include <sys/socket.h>
+
+#include "agent/session.h"
+
+/* Session output levels at which streams stop and resume reading their
+ * sockets (see session.c). */
+#define OUT_STREAM_HIGH (512u * 1024)
+#define OUT_STREAM_LOW (128u * 1024)
+
+struct agent_session {
+	struct agent_server *srv;
+	uint64_t id;
+	int fd;
+	struct loop_source *io;
+	struct proto_decoder *dec;
+	struct buf out;
+	bool authed;
+	bool closing;
+	bool dead;
+	bool exit_when_done;
+	unsigned refs;
+	struct map handles; /* fh -> struct agent_handle */
+	uint64_t next_fh;
+	struct map streams; /* stream id -> struct agent_stream */
+	uint32_t peer_window;
+	struct agent_stream *blocked; /* streams waiting for `out` to drain */
+	char peer[64];
+	struct agent_session *prev, *next;
+};
+
+void agent_session_send(struct agent_session *s, const struct proto_msg *m);
+/* Flushes and re-evaluates epoll interest after `out` changed. */
+void agent_session_kick(struct agent_session *s);
+bool agent_session_congested(const struct agent_session *s);
+void agent_session_close(struct agent_session *s, uint32_t code, const char *reason);
+
+/* STREAM_OPEN: connect (TCP, answered when the connect completes) or open a
+ * connected UDP socket (answered at once). */
+void agent_stream_open(struct agent_session *s, const struct proto_msg *m);
+/* STREAM_DATA / WINDOW / SHUTDOWN / CLOSE for one of the session's streams;
+ * frames for unknown ids are ignored (the stream may have just closed). */
+void agent_stream_input(struct agent_session *s, const struct proto_msg *m);
+/* Resume streams paused while the session's output was full. */
+void agent_streams_resume(struct agent_session *s);
+void agent_streams_free_all(struct agent_session *s);
+
+/* "1.2.3.4:80" / "[::1]:80". */
+void agent_format_sockaddr(char *out, size_t outsz, const struct sockaddr_storage *ss);
+
+#endif
