@@ -71,7 +71,7 @@ void proto_token_format(const uint8_t token[PROTO_TOKEN_SIZE], char hex[2 * PROT
 void proto_hello_init(struct proto_msg *m, const uint8_t token[PROTO_TOKEN_SIZE], uint64_t caps,
 		      uint32_t window, const char *name)
 {
-	*m = (struct proto_msg){ .type = PROTO_HELLO };
+	*m = (struct proto_msg){.type = PROTO_HELLO};
 	m->hello.version_min = PROTO_VERSION_MIN;
 	m->hello.version_max = PROTO_VERSION;
 	m->hello.caps = caps;
@@ -82,7 +82,7 @@ void proto_hello_init(struct proto_msg *m, const uint8_t token[PROTO_TOKEN_SIZE]
 
 static int refuse(struct proto_msg *reply, uint16_t reason, const char *message, int code)
 {
-	*reply = (struct proto_msg){ .type = PROTO_REFUSE };
+	*reply = (struct proto_msg){.type = PROTO_REFUSE};
 	reply->refuse.reason = reason;
 	reply->refuse.version_min = PROTO_VERSION_MIN;
 	reply->refuse.version_max = PROTO_VERSION;
@@ -109,7 +109,7 @@ int proto_handshake_server(const struct proto_msg *first, const struct proto_ser
 	if (h->window == 0 || h->window > PROTO_WINDOW_MAX)
 		return refuse(reply, PROTO_REFUSE_INTERNAL, "invalid stream window", -EPROTO);
 
-	*reply = (struct proto_msg){ .type = PROTO_WELCOME };
+	*reply = (struct proto_msg){.type = PROTO_WELCOME};
 	reply->welcome.version = version;
 	reply->welcome.caps = h->caps & p->caps;
 	reply->welcome.session_id = p->session_id;
@@ -150,7 +150,8 @@ int proto_handshake_client(const struct proto_msg *first, struct proto_welcome *
 			       rf->version_min, rf->version_max, PROTO_VERSION_MIN, PROTO_VERSION,
 			       rf->message);
 	default:
-		return err_set(reterr, -ECONNREFUSED, "agent refused the connection (reason %u): %s",
-			       rf->reason, rf->message);
+		return err_set(reterr, -ECONNREFUSED,
+			       "agent refused the connection (reason %u): %s", rf->reason,
+			       rf->message);
 	}
 }

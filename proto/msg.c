@@ -38,59 +38,59 @@ struct op_desc {
 };
 
 static const struct op_desc ops[] = {
-	{ PROTO_HELLO, OP_CONTROL, "HELLO", NULL, NULL },
-	{ PROTO_WELCOME, OP_CONTROL, "WELCOME", NULL, NULL },
-	{ PROTO_REFUSE, OP_CONTROL, "REFUSE", NULL, NULL },
-	{ PROTO_PING, OP_CONTROL, "PING", NULL, NULL },
-	{ PROTO_PONG, OP_CONTROL, "PONG", NULL, NULL },
-	{ PROTO_GOODBYE, OP_CONTROL, "GOODBYE", NULL, NULL },
+	{PROTO_HELLO, OP_CONTROL, "HELLO", NULL, NULL},
+	{PROTO_WELCOME, OP_CONTROL, "WELCOME", NULL, NULL},
+	{PROTO_REFUSE, OP_CONTROL, "REFUSE", NULL, NULL},
+	{PROTO_PING, OP_CONTROL, "PING", NULL, NULL},
+	{PROTO_PONG, OP_CONTROL, "PONG", NULL, NULL},
+	{PROTO_GOODBYE, OP_CONTROL, "GOODBYE", NULL, NULL},
 
-	{ PROTO_STAT, OP_REQUEST, "STAT", "pf", "A" },
-	{ PROTO_FSTAT, OP_REQUEST, "FSTAT", "h", "A" },
-	{ PROTO_OPEN, OP_REQUEST, "OPEN", "pfm", "hA" },
-	{ PROTO_OPEN_READ, OP_REQUEST, "OPEN_READ", "pfmc", "hAed" },
-	{ PROTO_READFILE, OP_REQUEST, "READFILE", "pc", "Aed" },
-	{ PROTO_READ, OP_REQUEST, "READ", "hoc", "d" },
-	{ PROTO_WRITE, OP_REQUEST, "WRITE", "hod", "c" },
-	{ PROTO_TRUNCATE, OP_REQUEST, "TRUNCATE", "pz", "A" },
-	{ PROTO_FTRUNCATE, OP_REQUEST, "FTRUNCATE", "hz", "A" },
-	{ PROTO_RELEASE, OP_REQUEST, "RELEASE", "h", "" },
-	{ PROTO_OPENDIR, OP_REQUEST, "OPENDIR", "p", "h" },
-	{ PROTO_READDIR, OP_REQUEST, "READDIR", "hoc", "el" },
-	{ PROTO_READLINK, OP_REQUEST, "READLINK", "p", "s" },
-	{ PROTO_MKDIR, OP_REQUEST, "MKDIR", "pm", "A" },
-	{ PROTO_MKNOD, OP_REQUEST, "MKNOD", "pmr", "A" },
-	{ PROTO_RMDIR, OP_REQUEST, "RMDIR", "p", "" },
-	{ PROTO_UNLINK, OP_REQUEST, "UNLINK", "p", "" },
-	{ PROTO_RENAME, OP_REQUEST, "RENAME", "pqf", "" },
-	{ PROTO_SYMLINK, OP_REQUEST, "SYMLINK", "pq", "A" },
-	{ PROTO_LINK, OP_REQUEST, "LINK", "pq", "A" },
-	{ PROTO_CHMOD, OP_REQUEST, "CHMOD", "pm", "A" },
-	{ PROTO_CHOWN, OP_REQUEST, "CHOWN", "pugf", "A" },
-	{ PROTO_UTIMENS, OP_REQUEST, "UTIMENS", "patf", "A" },
-	{ PROTO_STATFS, OP_REQUEST, "STATFS", "p", "S" },
-	{ PROTO_FSYNC, OP_REQUEST, "FSYNC", "hf", "" },
-	{ PROTO_GETXATTR, OP_REQUEST, "GETXATTR", "pnc", "cd" },
-	{ PROTO_LISTXATTR, OP_REQUEST, "LISTXATTR", "pc", "cd" },
-	{ PROTO_SETXATTR, OP_REQUEST, "SETXATTR", "pndf", "" },
-	{ PROTO_REMOVEXATTR, OP_REQUEST, "REMOVEXATTR", "pn", "" },
-	{ PROTO_ACCESS, OP_REQUEST, "ACCESS", "pm", "" },
+	{PROTO_STAT, OP_REQUEST, "STAT", "pf", "A"},
+	{PROTO_FSTAT, OP_REQUEST, "FSTAT", "h", "A"},
+	{PROTO_OPEN, OP_REQUEST, "OPEN", "pfm", "hA"},
+	{PROTO_OPEN_READ, OP_REQUEST, "OPEN_READ", "pfmc", "hAed"},
+	{PROTO_READFILE, OP_REQUEST, "READFILE", "pc", "Aed"},
+	{PROTO_READ, OP_REQUEST, "READ", "hoc", "d"},
+	{PROTO_WRITE, OP_REQUEST, "WRITE", "hod", "c"},
+	{PROTO_TRUNCATE, OP_REQUEST, "TRUNCATE", "pz", "A"},
+	{PROTO_FTRUNCATE, OP_REQUEST, "FTRUNCATE", "hz", "A"},
+	{PROTO_RELEASE, OP_REQUEST, "RELEASE", "h", ""},
+	{PROTO_OPENDIR, OP_REQUEST, "OPENDIR", "p", "h"},
+	{PROTO_READDIR, OP_REQUEST, "READDIR", "hoc", "el"},
+	{PROTO_READLINK, OP_REQUEST, "READLINK", "p", "s"},
+	{PROTO_MKDIR, OP_REQUEST, "MKDIR", "pm", "A"},
+	{PROTO_MKNOD, OP_REQUEST, "MKNOD", "pmr", "A"},
+	{PROTO_RMDIR, OP_REQUEST, "RMDIR", "p", ""},
+	{PROTO_UNLINK, OP_REQUEST, "UNLINK", "p", ""},
+	{PROTO_RENAME, OP_REQUEST, "RENAME", "pqf", ""},
+	{PROTO_SYMLINK, OP_REQUEST, "SYMLINK", "pq", "A"},
+	{PROTO_LINK, OP_REQUEST, "LINK", "pq", "A"},
+	{PROTO_CHMOD, OP_REQUEST, "CHMOD", "pm", "A"},
+	{PROTO_CHOWN, OP_REQUEST, "CHOWN", "pugf", "A"},
+	{PROTO_UTIMENS, OP_REQUEST, "UTIMENS", "patf", "A"},
+	{PROTO_STATFS, OP_REQUEST, "STATFS", "p", "S"},
+	{PROTO_FSYNC, OP_REQUEST, "FSYNC", "hf", ""},
+	{PROTO_GETXATTR, OP_REQUEST, "GETXATTR", "pnc", "cd"},
+	{PROTO_LISTXATTR, OP_REQUEST, "LISTXATTR", "pc", "cd"},
+	{PROTO_SETXATTR, OP_REQUEST, "SETXATTR", "pndf", ""},
+	{PROTO_REMOVEXATTR, OP_REQUEST, "REMOVEXATTR", "pn", ""},
+	{PROTO_ACCESS, OP_REQUEST, "ACCESS", "pm", ""},
 
-	{ PROTO_GETENV, OP_REQUEST, "GETENV", "", "l" },
-	{ PROTO_HOSTNAME, OP_REQUEST, "HOSTNAME", "", "s" },
-	{ PROTO_RESOLVCONF, OP_REQUEST, "RESOLVCONF", "", "d" },
-	{ PROTO_DNS_RESOLVE, OP_REQUEST, "DNS_RESOLVE", "nk", "sl" },
-	{ PROTO_DNS_QUERY, OP_REQUEST, "DNS_QUERY", "d", "d" },
+	{PROTO_GETENV, OP_REQUEST, "GETENV", "", "l"},
+	{PROTO_HOSTNAME, OP_REQUEST, "HOSTNAME", "", "s"},
+	{PROTO_RESOLVCONF, OP_REQUEST, "RESOLVCONF", "", "d"},
+	{PROTO_DNS_RESOLVE, OP_REQUEST, "DNS_RESOLVE", "nk", "sl"},
+	{PROTO_DNS_QUERY, OP_REQUEST, "DNS_QUERY", "d", "d"},
 
-	{ PROTO_STREAM_OPEN, OP_REQUEST, "STREAM_OPEN", "kAP", "aP" },
-	{ PROTO_STREAM_DATA, OP_STREAM, "STREAM_DATA", NULL, NULL },
-	{ PROTO_STREAM_WINDOW, OP_STREAM, "STREAM_WINDOW", NULL, NULL },
-	{ PROTO_STREAM_SHUTDOWN, OP_STREAM, "STREAM_SHUTDOWN", NULL, NULL },
-	{ PROTO_STREAM_CLOSE, OP_STREAM, "STREAM_CLOSE", NULL, NULL },
+	{PROTO_STREAM_OPEN, OP_REQUEST, "STREAM_OPEN", "kAP", "aP"},
+	{PROTO_STREAM_DATA, OP_STREAM, "STREAM_DATA", NULL, NULL},
+	{PROTO_STREAM_WINDOW, OP_STREAM, "STREAM_WINDOW", NULL, NULL},
+	{PROTO_STREAM_SHUTDOWN, OP_STREAM, "STREAM_SHUTDOWN", NULL, NULL},
+	{PROTO_STREAM_CLOSE, OP_STREAM, "STREAM_CLOSE", NULL, NULL},
 
-	{ PROTO_SUBSCRIBE, OP_REQUEST, "SUBSCRIBE", "Pkx", "" },
-	{ PROTO_UNSUBSCRIBE, OP_REQUEST, "UNSUBSCRIBE", "P", "" },
-	{ PROTO_INCOMING, OP_INCOMING, "INCOMING", NULL, NULL },
+	{PROTO_SUBSCRIBE, OP_REQUEST, "SUBSCRIBE", "Pkx", ""},
+	{PROTO_UNSUBSCRIBE, OP_REQUEST, "UNSUBSCRIBE", "P", ""},
+	{PROTO_INCOMING, OP_INCOMING, "INCOMING", NULL, NULL},
 };
 
 static const struct op_desc *op_find(uint16_t type)
@@ -174,7 +174,7 @@ static void get_item(struct proto_reader *r, uint16_t type)
 
 struct proto_list proto_get_list(struct proto_reader *r, uint16_t type)
 {
-	struct proto_list l = { .count = proto_get_u32(r) };
+	struct proto_list l = {.count = proto_get_u32(r)};
 	size_t start = r->off;
 
 	/* Every item takes at least one byte, so a bad count fails within
@@ -182,7 +182,7 @@ struct proto_list proto_get_list(struct proto_reader *r, uint16_t type)
 	for (uint32_t i = 0; i < l.count && !r->error; i++)
 		get_item(r, type);
 	if (r->error)
-		return (struct proto_list){ 0 };
+		return (struct proto_list){0};
 	l.data = r->p + start;
 	l.len = (uint32_t)(r->off - start);
 	return l;
@@ -233,55 +233,133 @@ static void put_req(struct buf *b, const char *spec, const struct proto_req *q)
 {
 	for (const char *c = spec; *c; c++) {
 		switch (*c) {
-		case 'p': proto_put_str(b, q->path); break;
-		case 'q': proto_put_str(b, q->path2); break;
-		case 'n': proto_put_str(b, q->name); break;
-		case 'x': proto_put_str(b, q->filter); break;
-		case 'h': proto_put_u64(b, q->fh); break;
-		case 'o': proto_put_u64(b, q->offset); break;
-		case 'z': proto_put_u64(b, q->size); break;
-		case 'r': proto_put_u64(b, q->rdev); break;
-		case 'f': proto_put_u32(b, q->flags); break;
-		case 'm': proto_put_u32(b, q->mode); break;
-		case 'c': proto_put_u32(b, q->count); break;
-		case 'u': proto_put_u32(b, q->uid); break;
-		case 'g': proto_put_u32(b, q->gid); break;
-		case 'a': proto_put_time(b, &q->atime); break;
-		case 't': proto_put_time(b, &q->mtime); break;
-		case 'd': proto_put_blob(b, q->data.data, q->data.len); break;
-		case 'A': proto_put_addr(b, &q->addr); break;
-		case 'P': proto_put_u16(b, q->port); break;
-		case 'k': proto_put_u8(b, q->kind); break;
-		default: abort(); /* a typo in the table */
+		case 'p':
+			proto_put_str(b, q->path);
+			break;
+		case 'q':
+			proto_put_str(b, q->path2);
+			break;
+		case 'n':
+			proto_put_str(b, q->name);
+			break;
+		case 'x':
+			proto_put_str(b, q->filter);
+			break;
+		case 'h':
+			proto_put_u64(b, q->fh);
+			break;
+		case 'o':
+			proto_put_u64(b, q->offset);
+			break;
+		case 'z':
+			proto_put_u64(b, q->size);
+			break;
+		case 'r':
+			proto_put_u64(b, q->rdev);
+			break;
+		case 'f':
+			proto_put_u32(b, q->flags);
+			break;
+		case 'm':
+			proto_put_u32(b, q->mode);
+			break;
+		case 'c':
+			proto_put_u32(b, q->count);
+			break;
+		case 'u':
+			proto_put_u32(b, q->uid);
+			break;
+		case 'g':
+			proto_put_u32(b, q->gid);
+			break;
+		case 'a':
+			proto_put_time(b, &q->atime);
+			break;
+		case 't':
+			proto_put_time(b, &q->mtime);
+			break;
+		case 'd':
+			proto_put_blob(b, q->data.data, q->data.len);
+			break;
+		case 'A':
+			proto_put_addr(b, &q->addr);
+			break;
+		case 'P':
+			proto_put_u16(b, q->port);
+			break;
+		case 'k':
+			proto_put_u8(b, q->kind);
+			break;
+		default:
+			abort(); /* a typo in the table */
 		}
 	}
 }
 
 static void get_req(struct proto_reader *r, const char *spec, struct proto_req *q)
 {
-	*q = (struct proto_req){ .path = "", .path2 = "", .name = "", .filter = "" };
+	*q = (struct proto_req){.path = "", .path2 = "", .name = "", .filter = ""};
 	for (const char *c = spec; *c; c++) {
 		switch (*c) {
-		case 'p': q->path = proto_get_str(r); break;
-		case 'q': q->path2 = proto_get_str(r); break;
-		case 'n': q->name = proto_get_str(r); break;
-		case 'x': q->filter = proto_get_str(r); break;
-		case 'h': q->fh = proto_get_u64(r); break;
-		case 'o': q->offset = proto_get_u64(r); break;
-		case 'z': q->size = proto_get_u64(r); break;
-		case 'r': q->rdev = proto_get_u64(r); break;
-		case 'f': q->flags = proto_get_u32(r); break;
-		case 'm': q->mode = proto_get_u32(r); break;
-		case 'c': q->count = proto_get_u32(r); break;
-		case 'u': q->uid = proto_get_u32(r); break;
-		case 'g': q->gid = proto_get_u32(r); break;
-		case 'a': q->atime = proto_get_time(r); break;
-		case 't': q->mtime = proto_get_time(r); break;
-		case 'd': q->data = proto_get_blob(r); break;
-		case 'A': proto_get_addr(r, &q->addr); break;
-		case 'P': q->port = proto_get_u16(r); break;
-		case 'k': q->kind = proto_get_u8(r); break;
-		default: abort();
+		case 'p':
+			q->path = proto_get_str(r);
+			break;
+		case 'q':
+			q->path2 = proto_get_str(r);
+			break;
+		case 'n':
+			q->name = proto_get_str(r);
+			break;
+		case 'x':
+			q->filter = proto_get_str(r);
+			break;
+		case 'h':
+			q->fh = proto_get_u64(r);
+			break;
+		case 'o':
+			q->offset = proto_get_u64(r);
+			break;
+		case 'z':
+			q->size = proto_get_u64(r);
+			break;
+		case 'r':
+			q->rdev = proto_get_u64(r);
+			break;
+		case 'f':
+			q->flags = proto_get_u32(r);
+			break;
+		case 'm':
+			q->mode = proto_get_u32(r);
+			break;
+		case 'c':
+			q->count = proto_get_u32(r);
+			break;
+		case 'u':
+			q->uid = proto_get_u32(r);
+			break;
+		case 'g':
+			q->gid = proto_get_u32(r);
+			break;
+		case 'a':
+			q->atime = proto_get_time(r);
+			break;
+		case 't':
+			q->mtime = proto_get_time(r);
+			break;
+		case 'd':
+			q->data = proto_get_blob(r);
+			break;
+		case 'A':
+			proto_get_addr(r, &q->addr);
+			break;
+		case 'P':
+			q->port = proto_get_u16(r);
+			break;
+		case 'k':
+			q->kind = proto_get_u8(r);
+			break;
+		default:
+			abort();
 		}
 	}
 }
@@ -290,37 +368,79 @@ static void put_rep(struct buf *b, const char *spec, const struct proto_rep *p)
 {
 	for (const char *c = spec; *c; c++) {
 		switch (*c) {
-		case 'A': proto_put_attr(b, &p->attr); break;
-		case 'S': proto_put_statfs(b, &p->statfs); break;
-		case 'h': proto_put_u64(b, p->fh); break;
-		case 'c': proto_put_u32(b, p->count); break;
-		case 'e': proto_put_u8(b, p->eof ? 1 : 0); break;
-		case 's': proto_put_str(b, p->str); break;
-		case 'd': proto_put_blob(b, p->data.data, p->data.len); break;
-		case 'l': proto_put_list(b, &p->list); break;
-		case 'a': proto_put_addr(b, &p->addr); break;
-		case 'P': proto_put_u16(b, p->port); break;
-		default: abort();
+		case 'A':
+			proto_put_attr(b, &p->attr);
+			break;
+		case 'S':
+			proto_put_statfs(b, &p->statfs);
+			break;
+		case 'h':
+			proto_put_u64(b, p->fh);
+			break;
+		case 'c':
+			proto_put_u32(b, p->count);
+			break;
+		case 'e':
+			proto_put_u8(b, p->eof ? 1 : 0);
+			break;
+		case 's':
+			proto_put_str(b, p->str);
+			break;
+		case 'd':
+			proto_put_blob(b, p->data.data, p->data.len);
+			break;
+		case 'l':
+			proto_put_list(b, &p->list);
+			break;
+		case 'a':
+			proto_put_addr(b, &p->addr);
+			break;
+		case 'P':
+			proto_put_u16(b, p->port);
+			break;
+		default:
+			abort();
 		}
 	}
 }
 
 static void get_rep(struct proto_reader *r, const char *spec, uint16_t type, struct proto_rep *p)
 {
-	*p = (struct proto_rep){ .str = "" };
+	*p = (struct proto_rep){.str = ""};
 	for (const char *c = spec; *c; c++) {
 		switch (*c) {
-		case 'A': proto_get_attr(r, &p->attr); break;
-		case 'S': proto_get_statfs(r, &p->statfs); break;
-		case 'h': p->fh = proto_get_u64(r); break;
-		case 'c': p->count = proto_get_u32(r); break;
-		case 'e': p->eof = proto_get_bool(r); break;
-		case 's': p->str = proto_get_str(r); break;
-		case 'd': p->data = proto_get_blob(r); break;
-		case 'l': p->list = proto_get_list(r, type); break;
-		case 'a': proto_get_addr(r, &p->addr); break;
-		case 'P': p->port = proto_get_u16(r); break;
-		default: abort();
+		case 'A':
+			proto_get_attr(r, &p->attr);
+			break;
+		case 'S':
+			proto_get_statfs(r, &p->statfs);
+			break;
+		case 'h':
+			p->fh = proto_get_u64(r);
+			break;
+		case 'c':
+			p->count = proto_get_u32(r);
+			break;
+		case 'e':
+			p->eof = proto_get_bool(r);
+			break;
+		case 's':
+			p->str = proto_get_str(r);
+			break;
+		case 'd':
+			p->data = proto_get_blob(r);
+			break;
+		case 'l':
+			p->list = proto_get_list(r, type);
+			break;
+		case 'a':
+			proto_get_addr(r, &p->addr);
+			break;
+		case 'P':
+			p->port = proto_get_u16(r);
+			break;
+		default:
+			abort();
 		}
 	}
 }
@@ -569,7 +689,7 @@ int proto_msg_decode(const struct proto_frame *f, struct proto_msg *m)
 	const struct op_desc *d = op_find(f->type);
 	struct proto_reader r;
 
-	*m = (struct proto_msg){ .type = f->type, .flags = f->flags, .id = f->id };
+	*m = (struct proto_msg){.type = f->type, .flags = f->flags, .id = f->id};
 	if (!d)
 		return -EOPNOTSUPP;
 	if (!header_valid(d, f->flags, f->id))

@@ -36,21 +36,21 @@
 
 /* --- limits and constants (docs/PROTOCOL.md, "Limits") ------------------- */
 
-#define PROTO_VERSION 1		 /* the only version this code speaks */
+#define PROTO_VERSION 1 /* the only version this code speaks */
 #define PROTO_VERSION_MIN 1
 #define PROTO_HEADER_SIZE 16
-#define PROTO_IO_MAX (1u << 20)	 /* largest READ/WRITE/OPEN_READ data */
+#define PROTO_IO_MAX (1u << 20)			  /* largest READ/WRITE/OPEN_READ data */
 #define PROTO_PAYLOAD_MAX (PROTO_IO_MAX + 16384u) /* data + paths + fields */
 #define PROTO_FRAME_MAX (PROTO_HEADER_SIZE + PROTO_PAYLOAD_MAX)
-#define PROTO_HELLO_MAX 4096	 /* payload limit before authentication */
+#define PROTO_HELLO_MAX 4096	     /* payload limit before authentication */
 #define PROTO_CHUNK_MAX (64u * 1024) /* largest STREAM_DATA payload */
 #define PROTO_WINDOW_DEFAULT (256u * 1024)
 #define PROTO_WINDOW_MAX 0x7fffffffu /* credit may never exceed this */
 #define PROTO_TOKEN_SIZE 32
 #define PROTO_MAGIC "podenv\r\n" /* 8 bytes at the start of HELLO */
 #define PROTO_MAGIC_SIZE 8
-#define PROTO_ERRNO_MAX 4095	 /* status values are 0..4095 */
-#define PROTO_OFF_CUR UINT64_MAX /* READ/WRITE offset: the file position */
+#define PROTO_ERRNO_MAX 4095		   /* status values are 0..4095 */
+#define PROTO_OFF_CUR UINT64_MAX	   /* READ/WRITE offset: the file position */
 #define PROTO_ID_AGENT (UINT64_C(1) << 63) /* stream ids the agent allocates */
 
 /* Frame flags. Every other bit is reserved and must be zero. */
@@ -58,10 +58,10 @@
 
 /* Capability bits (HELLO offers, WELCOME grants the intersection). */
 #define PROTO_CAP_FILES (UINT64_C(1) << 0)
-#define PROTO_CAP_QUERY (UINT64_C(1) << 1)	/* env, hostname, resolv.conf */
+#define PROTO_CAP_QUERY (UINT64_C(1) << 1) /* env, hostname, resolv.conf */
 #define PROTO_CAP_DNS (UINT64_C(1) << 2)
-#define PROTO_CAP_TCP (UINT64_C(1) << 3)	/* outgoing TCP streams */
-#define PROTO_CAP_UDP (UINT64_C(1) << 4)	/* outgoing UDP flows */
+#define PROTO_CAP_TCP (UINT64_C(1) << 3) /* outgoing TCP streams */
+#define PROTO_CAP_UDP (UINT64_C(1) << 4) /* outgoing UDP flows */
 #define PROTO_CAP_MIRROR (UINT64_C(1) << 5)
 #define PROTO_CAP_STEAL (UINT64_C(1) << 6)
 #define PROTO_CAP_ALL (UINT64_C(0x7f))
@@ -290,7 +290,7 @@ struct proto_welcome {
 };
 
 struct proto_refuse {
-	uint16_t reason; /* enum proto_refusal */
+	uint16_t reason;		   /* enum proto_refusal */
 	uint16_t version_min, version_max; /* what the agent speaks */
 	const char *message;
 };
@@ -316,16 +316,16 @@ struct proto_msg {
 	uint64_t id; /* request id, stream id, or 0 for control messages */
 	int32_t status;
 	union {
-		struct proto_req req;	      /* requests */
-		struct proto_rep rep;	      /* responses with status 0 */
+		struct proto_req req; /* requests */
+		struct proto_rep rep; /* responses with status 0 */
 		struct proto_hello hello;
 		struct proto_welcome welcome;
 		struct proto_refuse refuse;
-		uint64_t counter;	      /* PING, PONG */
+		uint64_t counter; /* PING, PONG */
 		struct proto_goodbye goodbye;
-		struct proto_bytes data;      /* STREAM_DATA */
-		uint32_t window;	      /* STREAM_WINDOW increment */
-		int32_t error;		      /* STREAM_CLOSE: 0 or a Linux errno (reset) */
+		struct proto_bytes data; /* STREAM_DATA */
+		uint32_t window;	 /* STREAM_WINDOW increment */
+		int32_t error;		 /* STREAM_CLOSE: 0 or a Linux errno (reset) */
 		struct proto_incoming incoming;
 	};
 };

@@ -107,7 +107,7 @@ void proto_put_addr(struct buf *b, const struct proto_addr *a)
 
 void proto_reader_init(struct proto_reader *r, const void *p, size_t len)
 {
-	*r = (struct proto_reader){ .p = p, .len = len };
+	*r = (struct proto_reader){.p = p, .len = len};
 }
 
 const uint8_t *proto_get_raw(struct proto_reader *r, size_t n)
@@ -182,8 +182,8 @@ struct proto_bytes proto_get_blob(struct proto_reader *r)
 	const uint8_t *p = proto_get_raw(r, n);
 
 	if (!p)
-		return (struct proto_bytes){ 0 };
-	return (struct proto_bytes){ .data = p, .len = n };
+		return (struct proto_bytes){0};
+	return (struct proto_bytes){.data = p, .len = n};
 }
 
 struct proto_time proto_get_time(struct proto_reader *r)
@@ -227,7 +227,7 @@ void proto_get_addr(struct proto_reader *r, struct proto_addr *a)
 {
 	const uint8_t *p;
 
-	*a = (struct proto_addr){ .family = proto_get_u8(r) };
+	*a = (struct proto_addr){.family = proto_get_u8(r)};
 	switch (a->family) {
 	case PROTO_AF_NONE:
 		break;

@@ -46,12 +46,15 @@ static void walk_lists(const struct proto_msg *m)
 
 static void check_frame(const struct proto_frame *f)
 {
-	static const uint8_t token[PROTO_TOKEN_SIZE] = { 1 };
-	struct proto_server_params p = { .token = token, .caps = PROTO_CAP_ALL, .session_id = 1,
-					 .window = PROTO_WINDOW_DEFAULT, .name = "fuzz" };
+	static const uint8_t token[PROTO_TOKEN_SIZE] = {1};
+	struct proto_server_params p = {.token = token,
+					.caps = PROTO_CAP_ALL,
+					.session_id = 1,
+					.window = PROTO_WINDOW_DEFAULT,
+					.name = "fuzz"};
 	struct proto_msg m, reply;
 	struct proto_welcome w;
-	struct buf out = { 0 };
+	struct buf out = {0};
 	uint8_t hdr[PROTO_HEADER_SIZE];
 
 	if (proto_msg_decode(f, &m) < 0) {
@@ -71,8 +74,7 @@ static void check_frame(const struct proto_frame *f)
 	if (buf_len(&out) != PROTO_HEADER_SIZE + (size_t)f->len ||
 	    memcmp(buf_data(&out), hdr, PROTO_HEADER_SIZE) != 0 ||
 	    memcmp(buf_data(&out) + PROTO_HEADER_SIZE, f->payload, f->len) != 0) {
-		fprintf(stderr, "re-encoding %s differs from the input\n",
-			proto_type_name(m.type));
+		fprintf(stderr, "re-encoding %s differs from the input\n", proto_type_name(m.type));
 		abort();
 	}
 	buf_done(&out);
@@ -89,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	/* Low bits: chunk size (1, 2, 3, 7, 16, 100, 4096 or all at once);
 	 * high bit: the pre-authentication size limit. */
-	static const size_t chunks[] = { 1, 2, 3, 7, 16, 100, 4096, SIZE_MAX };
+	static const size_t chunks[] = {1, 2, 3, 7, 16, 100, 4096, SIZE_MAX};
 	chunk = chunks[data[0] & 7];
 	proto_decoder_new((data[0] & 0x80) ? PROTO_HELLO_MAX : PROTO_PAYLOAD_MAX, &d);
 	data++;

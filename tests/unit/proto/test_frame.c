@@ -5,7 +5,7 @@
 
 static void put_ping(struct buf *b, uint64_t counter)
 {
-	struct proto_msg m = { .type = PROTO_PING, .counter = counter };
+	struct proto_msg m = {.type = PROTO_PING, .counter = counter};
 
 	REQUIRE(proto_msg_encode(b, &m) == 0);
 }
@@ -13,8 +13,8 @@ static void put_ping(struct buf *b, uint64_t counter)
 TEST(frame_header_layout)
 {
 	uint8_t h[PROTO_HEADER_SIZE];
-	static const uint8_t want[] = { 0x10, 0x00, 0x00, 0x00, 0x06, 0x01, 0x01, 0x00,
-					0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01 };
+	static const uint8_t want[] = {0x10, 0x00, 0x00, 0x00, 0x06, 0x01, 0x01, 0x00,
+				       0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01};
 	struct proto_frame f;
 
 	proto_header_format(h, PROTO_READ, PROTO_F_RESPONSE, 0x0102030405060708ull, 16);
@@ -45,7 +45,7 @@ TEST(frame_decoder_one_byte_at_a_time)
 {
 	struct proto_decoder *d;
 	struct proto_frame f;
-	struct buf b = { 0 };
+	struct buf b = {0};
 	int frames = 0;
 
 	for (uint64_t i = 1; i <= 3; i++)
@@ -76,7 +76,7 @@ TEST(frame_decoder_many_frames_in_one_chunk)
 {
 	struct proto_decoder *d;
 	struct proto_frame f;
-	struct buf b = { 0 };
+	struct buf b = {0};
 	int frames = 0, r;
 
 	for (uint64_t i = 0; i < 100; i++)
@@ -102,7 +102,7 @@ TEST(frame_decoder_truncated_frame_waits)
 {
 	struct proto_decoder *d;
 	struct proto_frame f;
-	struct buf b = { 0 };
+	struct buf b = {0};
 
 	put_ping(&b, 7);
 	CHECK_OK(proto_decoder_new(PROTO_PAYLOAD_MAX, &d));
@@ -153,7 +153,7 @@ TEST(frame_decoder_max_frame_roundtrip)
 {
 	struct proto_decoder *d;
 	struct proto_frame f;
-	struct buf b = { 0 };
+	struct buf b = {0};
 	size_t start = proto_frame_begin(&b, PROTO_DNS_QUERY, 0, 1);
 
 	memset(buf_reserve(&b, PROTO_PAYLOAD_MAX), 0xab, PROTO_PAYLOAD_MAX);
@@ -172,7 +172,7 @@ TEST(frame_decoder_max_frame_roundtrip)
 
 TEST(frame_end_refuses_oversize_and_drops_it)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 	size_t start;
 
 	put_ping(&b, 1);
@@ -190,7 +190,7 @@ TEST(frame_decoder_payload_stays_valid_until_next_call)
 {
 	struct proto_decoder *d;
 	struct proto_frame f1;
-	struct buf b = { 0 };
+	struct buf b = {0};
 
 	put_ping(&b, 41);
 	put_ping(&b, 42);

@@ -3,13 +3,16 @@
 #include "proto/proto.h"
 #include "tests/unit/tap.h"
 
-static const uint8_t good[PROTO_TOKEN_SIZE] = { 0xde, 0xad, 0xbe, 0xef, [31] = 0x42 };
+static const uint8_t good[PROTO_TOKEN_SIZE] = {0xde, 0xad, 0xbe, 0xef, [31] = 0x42};
 
 static struct proto_server_params server(void)
 {
 	return (struct proto_server_params){
-		.token = good, .caps = PROTO_CAP_FILES | PROTO_CAP_TCP, .session_id = 7,
-		.window = 512 * 1024, .name = "podenv-agent test",
+		.token = good,
+		.caps = PROTO_CAP_FILES | PROTO_CAP_TCP,
+		.session_id = 7,
+		.window = 512 * 1024,
+		.name = "podenv-agent test",
 	};
 }
 
@@ -30,8 +33,8 @@ TEST(handshake_accepts_right_token)
 	struct proto_msg hello, seen, reply, back;
 	struct proto_server_params p = server();
 	struct proto_welcome w;
-	struct buf b1 = { 0 }, b2 = { 0 };
-	struct err e = { 0 };
+	struct buf b1 = {0}, b2 = {0};
+	struct err e = {0};
 
 	proto_hello_init(&hello, good, PROTO_CAP_ALL, 1 << 20, "podenv");
 	over_wire(&hello, &seen, &b1);
@@ -55,8 +58,8 @@ TEST(handshake_refuses_wrong_token)
 	struct proto_server_params p = server();
 	uint8_t bad[PROTO_TOKEN_SIZE];
 	struct proto_welcome w;
-	struct buf b1 = { 0 }, b2 = { 0 };
-	struct err e = { 0 };
+	struct buf b1 = {0}, b2 = {0};
+	struct err e = {0};
 
 	memcpy(bad, good, sizeof(bad));
 	bad[31] ^= 1; /* differs only in the last byte */
@@ -77,7 +80,7 @@ TEST(handshake_refuses_wrong_version)
 	struct proto_msg hello, reply;
 	struct proto_server_params p = server();
 	struct proto_welcome w;
-	struct err e = { 0 };
+	struct err e = {0};
 
 	proto_hello_init(&hello, good, PROTO_CAP_ALL, 1 << 20, "podenv");
 	hello.hello.version_min = hello.hello.version_max = PROTO_VERSION + 1;
@@ -106,10 +109,10 @@ TEST(handshake_refuses_wrong_version)
 
 TEST(handshake_refuses_non_hello)
 {
-	struct proto_msg m = { .type = PROTO_PING }, reply;
+	struct proto_msg m = {.type = PROTO_PING}, reply;
 	struct proto_server_params p = server();
 	struct proto_welcome w;
-	struct err e = { 0 };
+	struct err e = {0};
 
 	CHECK_INT(proto_handshake_server(&m, &p, &reply), ==, -EPROTO);
 	CHECK_UINT(reply.refuse.reason, ==, PROTO_REFUSE_MAGIC);
@@ -151,17 +154,18 @@ TEST(handshake_token_parse_and_format)
 	CHECK_STR(hex, "deadbeef00000000000000000000000000000000000000000000000000000042");
 	CHECK_INT(proto_token_parse(hex, t), ==, 0);
 	CHECK(proto_token_equal(t, good));
-	CHECK_INT(proto_token_parse("  DEADBEEF00000000000000000000000000000000000000000000000000000042\n",
-				    t),
-		  ==, 0);
+	CHECK_INT(
+		proto_token_parse(
+			"  DEADBEEF00000000000000000000000000000000000000000000000000000042\n", t),
+		==, 0);
 	CHECK(proto_token_equal(t, good));
 	CHECK_INT(proto_token_parse("deadbeef", t), ==, -EINVAL);
 	CHECK_INT(proto_token_parse("", t), ==, -EINVAL);
-	CHECK_INT(proto_token_parse("xeadbeef00000000000000000000000000000000000000000000000000000042",
-				    t),
+	CHECK_INT(proto_token_parse(
+			  "xeadbeef00000000000000000000000000000000000000000000000000000042", t),
 		  ==, -EINVAL);
-	CHECK_INT(proto_token_parse("deadbeef000000000000000000000000000000000000000000000000000000420",
-				    t),
+	CHECK_INT(proto_token_parse(
+			  "deadbeef000000000000000000000000000000000000000000000000000000420", t),
 		  ==, -EINVAL);
 }
 

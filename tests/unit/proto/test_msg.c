@@ -4,14 +4,14 @@
 #include "tests/unit/tap.h"
 
 static const uint16_t request_types[] = {
-	PROTO_STAT,	   PROTO_FSTAT,	      PROTO_OPEN,	  PROTO_OPEN_READ,   PROTO_READFILE,
-	PROTO_READ,	   PROTO_WRITE,	      PROTO_TRUNCATE,	  PROTO_FTRUNCATE,   PROTO_RELEASE,
-	PROTO_OPENDIR,	   PROTO_READDIR,     PROTO_READLINK,	  PROTO_MKDIR,	     PROTO_MKNOD,
-	PROTO_RMDIR,	   PROTO_UNLINK,      PROTO_RENAME,	  PROTO_SYMLINK,     PROTO_LINK,
-	PROTO_CHMOD,	   PROTO_CHOWN,	      PROTO_UTIMENS,	  PROTO_STATFS,	     PROTO_FSYNC,
-	PROTO_GETXATTR,	   PROTO_LISTXATTR,   PROTO_SETXATTR,	  PROTO_REMOVEXATTR, PROTO_ACCESS,
-	PROTO_GETENV,	   PROTO_HOSTNAME,    PROTO_RESOLVCONF,	  PROTO_DNS_RESOLVE, PROTO_DNS_QUERY,
-	PROTO_STREAM_OPEN, PROTO_SUBSCRIBE,   PROTO_UNSUBSCRIBE,
+	PROTO_STAT,	   PROTO_FSTAT,	    PROTO_OPEN,	       PROTO_OPEN_READ,	  PROTO_READFILE,
+	PROTO_READ,	   PROTO_WRITE,	    PROTO_TRUNCATE,    PROTO_FTRUNCATE,	  PROTO_RELEASE,
+	PROTO_OPENDIR,	   PROTO_READDIR,   PROTO_READLINK,    PROTO_MKDIR,	  PROTO_MKNOD,
+	PROTO_RMDIR,	   PROTO_UNLINK,    PROTO_RENAME,      PROTO_SYMLINK,	  PROTO_LINK,
+	PROTO_CHMOD,	   PROTO_CHOWN,	    PROTO_UTIMENS,     PROTO_STATFS,	  PROTO_FSYNC,
+	PROTO_GETXATTR,	   PROTO_LISTXATTR, PROTO_SETXATTR,    PROTO_REMOVEXATTR, PROTO_ACCESS,
+	PROTO_GETENV,	   PROTO_HOSTNAME,  PROTO_RESOLVCONF,  PROTO_DNS_RESOLVE, PROTO_DNS_QUERY,
+	PROTO_STREAM_OPEN, PROTO_SUBSCRIBE, PROTO_UNSUBSCRIBE,
 };
 
 /* Encodes m, decodes it back into out; the encoding stays in *b (out
@@ -19,7 +19,7 @@ static const uint16_t request_types[] = {
 static void roundtrip(struct buf *b, const struct proto_msg *m, struct proto_msg *out)
 {
 	struct proto_frame f;
-	struct buf again = { 0 };
+	struct buf again = {0};
 	int r;
 
 	buf_reset(b);
@@ -46,21 +46,42 @@ static void roundtrip(struct buf *b, const struct proto_msg *m, struct proto_msg
 static struct proto_attr sample_attr(void)
 {
 	return (struct proto_attr){
-		.ino = 42, .mode = 0100600, .nlink = 1, .uid = 1000, .gid = 100, .rdev = 0,
-		.size = 12345, .blocks = 32, .blksize = 4096,
-		.atime = { 1, 2 }, .mtime = { 3, 4 }, .ctime = { 5, 6 },
+		.ino = 42,
+		.mode = 0100600,
+		.nlink = 1,
+		.uid = 1000,
+		.gid = 100,
+		.rdev = 0,
+		.size = 12345,
+		.blocks = 32,
+		.blksize = 4096,
+		.atime = {1, 2},
+		.mtime = {3, 4},
+		.ctime = {5, 6},
 	};
 }
 
 static struct proto_req full_req(uint16_t type)
 {
 	struct proto_req q = {
-		.path = "/etc/hosts", .path2 = "/etc/hosts.new", .name = "user.x",
-		.filter = "header=^x-debug:", .fh = 77, .offset = 4096, .size = 100, .rdev = 0x0801,
-		.flags = 0x8000, .mode = 0644, .count = 65536, .uid = 1, .gid = 2,
-		.atime = { 10, PROTO_UTIME_NOW }, .mtime = { 11, 12 },
-		.data = { (const uint8_t *)"payload", 7 },
-		.addr = { .family = PROTO_AF_INET, .bytes = { 127, 0, 0, 1 } }, .port = 8080,
+		.path = "/etc/hosts",
+		.path2 = "/etc/hosts.new",
+		.name = "user.x",
+		.filter = "header=^x-debug:",
+		.fh = 77,
+		.offset = 4096,
+		.size = 100,
+		.rdev = 0x0801,
+		.flags = 0x8000,
+		.mode = 0644,
+		.count = 65536,
+		.uid = 1,
+		.gid = 2,
+		.atime = {10, PROTO_UTIME_NOW},
+		.mtime = {11, 12},
+		.data = {(const uint8_t *)"payload", 7},
+		.addr = {.family = PROTO_AF_INET, .bytes = {127, 0, 0, 1}},
+		.port = 8080,
 		.kind = 1,
 	};
 
@@ -71,10 +92,10 @@ static struct proto_req full_req(uint16_t type)
 
 TEST(msg_every_request_roundtrips)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 
 	for (size_t i = 0; i < ARRAY_SIZE(request_types); i++) {
-		struct proto_msg m = { .type = request_types[i], .id = i + 1 }, out;
+		struct proto_msg m = {.type = request_types[i], .id = i + 1}, out;
 
 		m.req = full_req(m.type);
 		roundtrip(&b, &m, &out);
@@ -87,34 +108,34 @@ TEST(msg_every_request_roundtrips)
 
 TEST(msg_every_response_roundtrips)
 {
-	struct buf b = { 0 }, items = { 0 };
-	struct proto_dirent e = { .cookie = 9, .flags = PROTO_DIRENT_ATTR, .name = "file" };
+	struct buf b = {0}, items = {0};
+	struct proto_dirent e = {.cookie = 9, .flags = PROTO_DIRENT_ATTR, .name = "file"};
 
 	e.attr = sample_attr();
 	proto_dirent_put(&items, &e);
 	for (size_t i = 0; i < ARRAY_SIZE(request_types); i++) {
 		uint16_t type = request_types[i];
-		struct proto_msg m = { .type = type, .flags = PROTO_F_RESPONSE, .id = 1000 + i };
+		struct proto_msg m = {.type = type, .flags = PROTO_F_RESPONSE, .id = 1000 + i};
 		struct proto_msg out;
 
 		m.rep.attr = sample_attr();
-		m.rep.statfs = (struct proto_statfs){ 1, 2, 3, 4, 5, 4096, 4096, 255 };
+		m.rep.statfs = (struct proto_statfs){1, 2, 3, 4, 5, 4096, 4096, 255};
 		m.rep.fh = 5;
 		m.rep.count = 3;
 		m.rep.eof = true;
 		m.rep.str = "text";
-		m.rep.data = (struct proto_bytes){ (const uint8_t *)"abc", 3 };
-		m.rep.addr = (struct proto_addr){ .family = PROTO_AF_INET6, .bytes = { [15] = 1 } };
+		m.rep.data = (struct proto_bytes){(const uint8_t *)"abc", 3};
+		m.rep.addr = (struct proto_addr){.family = PROTO_AF_INET6, .bytes = {[15] = 1}};
 		m.rep.port = 40000;
 		/* Each list-carrying type gets a list of its own item kind. */
-		struct buf l = { 0 };
+		struct buf l = {0};
 		if (type == PROTO_READDIR)
 			proto_dirent_put(&l, &e);
 		else if (type == PROTO_DNS_RESOLVE)
-			proto_dnsaddr_put(&l, &(struct proto_dnsaddr){ m.rep.addr, 30 });
+			proto_dnsaddr_put(&l, &(struct proto_dnsaddr){m.rep.addr, 30});
 		else
 			proto_put_str(&l, "HOME=/root");
-		m.rep.list = (struct proto_list){ 1, buf_data(&l), (uint32_t)buf_len(&l) };
+		m.rep.list = (struct proto_list){1, buf_data(&l), (uint32_t)buf_len(&l)};
 		roundtrip(&b, &m, &out);
 		CHECK_INT(out.status, ==, 0);
 		CHECK_INT(proto_msg_check(&out, true), ==, 0);
@@ -133,8 +154,8 @@ TEST(msg_every_response_roundtrips)
 
 TEST(msg_request_fields_survive)
 {
-	struct buf b = { 0 };
-	struct proto_msg m = { .type = PROTO_RENAME, .id = 3 }, out;
+	struct buf b = {0};
+	struct proto_msg m = {.type = PROTO_RENAME, .id = 3}, out;
 
 	m.req = full_req(PROTO_RENAME);
 	roundtrip(&b, &m, &out);
@@ -145,7 +166,7 @@ TEST(msg_request_fields_survive)
 	CHECK_STR(out.req.name, "");
 	CHECK_UINT(out.req.fh, ==, 0);
 
-	m = (struct proto_msg){ .type = PROTO_WRITE, .id = 4 };
+	m = (struct proto_msg){.type = PROTO_WRITE, .id = 4};
 	m.req = full_req(PROTO_WRITE);
 	m.req.offset = PROTO_OFF_CUR;
 	roundtrip(&b, &m, &out);
@@ -154,13 +175,13 @@ TEST(msg_request_fields_survive)
 	CHECK_UINT(out.req.data.len, ==, 7);
 	CHECK(memcmp(out.req.data.data, "payload", 7) == 0);
 
-	m = (struct proto_msg){ .type = PROTO_UTIMENS, .id = 5 };
+	m = (struct proto_msg){.type = PROTO_UTIMENS, .id = 5};
 	m.req = full_req(PROTO_UTIMENS);
 	roundtrip(&b, &m, &out);
 	CHECK_UINT(out.req.atime.nsec, ==, PROTO_UTIME_NOW);
 	CHECK_INT(out.req.mtime.sec, ==, 11);
 
-	m = (struct proto_msg){ .type = PROTO_STREAM_OPEN, .id = 6 };
+	m = (struct proto_msg){.type = PROTO_STREAM_OPEN, .id = 6};
 	m.req = full_req(PROTO_STREAM_OPEN);
 	roundtrip(&b, &m, &out);
 	CHECK_UINT(out.req.kind, ==, PROTO_STREAM_TCP);
@@ -168,7 +189,7 @@ TEST(msg_request_fields_survive)
 	CHECK_UINT(out.req.addr.bytes[0], ==, 127);
 	CHECK_UINT(out.req.port, ==, 8080);
 
-	m = (struct proto_msg){ .type = PROTO_SUBSCRIBE, .id = 7 };
+	m = (struct proto_msg){.type = PROTO_SUBSCRIBE, .id = 7};
 	m.req = full_req(PROTO_SUBSCRIBE);
 	m.req.kind = PROTO_STEAL;
 	roundtrip(&b, &m, &out);
@@ -179,11 +200,11 @@ TEST(msg_request_fields_survive)
 
 TEST(msg_readdir_list_iterates)
 {
-	struct buf b = { 0 }, items = { 0 };
-	struct proto_msg m = { .type = PROTO_READDIR, .flags = PROTO_F_RESPONSE, .id = 1 }, out;
-	struct proto_dirent e = { 0 };
+	struct buf b = {0}, items = {0};
+	struct proto_msg m = {.type = PROTO_READDIR, .flags = PROTO_F_RESPONSE, .id = 1}, out;
+	struct proto_dirent e = {0};
 	struct proto_iter it;
-	static const char *names[] = { ".", "..", "a", "long-name-for-a-file" };
+	static const char *names[] = {".", "..", "a", "long-name-for-a-file"};
 
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		e.cookie = i + 1;
@@ -196,8 +217,8 @@ TEST(msg_readdir_list_iterates)
 		CHECK_UINT(buf_len(&items) - before, ==, proto_dirent_size(strlen(names[i])));
 	}
 	m.rep.eof = true;
-	m.rep.list = (struct proto_list){ ARRAY_SIZE(names), buf_data(&items),
-					  (uint32_t)buf_len(&items) };
+	m.rep.list =
+		(struct proto_list){ARRAY_SIZE(names), buf_data(&items), (uint32_t)buf_len(&items)};
 	roundtrip(&b, &m, &out);
 	CHECK(out.rep.eof);
 	CHECK_UINT(out.rep.list.count, ==, ARRAY_SIZE(names));
@@ -216,15 +237,15 @@ TEST(msg_readdir_list_iterates)
 
 TEST(msg_env_and_dns_lists_iterate)
 {
-	struct buf b = { 0 }, items = { 0 };
-	struct proto_msg m = { .type = PROTO_GETENV, .flags = PROTO_F_RESPONSE, .id = 1 }, out;
+	struct buf b = {0}, items = {0};
+	struct proto_msg m = {.type = PROTO_GETENV, .flags = PROTO_F_RESPONSE, .id = 1}, out;
 	struct proto_iter it;
 	const char *s;
 	struct proto_dnsaddr a;
 
 	proto_put_str(&items, "A=1");
 	proto_put_str(&items, "PATH=/bin:/usr/bin");
-	m.rep.list = (struct proto_list){ 2, buf_data(&items), (uint32_t)buf_len(&items) };
+	m.rep.list = (struct proto_list){2, buf_data(&items), (uint32_t)buf_len(&items)};
 	roundtrip(&b, &m, &out);
 	proto_iter_init(&it, &out.rep.list);
 	CHECK_INT(proto_iter_str(&it, &s), ==, 1);
@@ -234,11 +255,11 @@ TEST(msg_env_and_dns_lists_iterate)
 	CHECK_INT(proto_iter_str(&it, &s), ==, 0);
 
 	buf_reset(&items);
-	proto_dnsaddr_put(&items, &(struct proto_dnsaddr){ { PROTO_AF_INET, { 10, 96, 0, 1 } }, 5 });
-	proto_dnsaddr_put(&items, &(struct proto_dnsaddr){ { PROTO_AF_INET6, { 0xfd } }, 7 });
-	m = (struct proto_msg){ .type = PROTO_DNS_RESOLVE, .flags = PROTO_F_RESPONSE, .id = 2 };
+	proto_dnsaddr_put(&items, &(struct proto_dnsaddr){{PROTO_AF_INET, {10, 96, 0, 1}}, 5});
+	proto_dnsaddr_put(&items, &(struct proto_dnsaddr){{PROTO_AF_INET6, {0xfd}}, 7});
+	m = (struct proto_msg){.type = PROTO_DNS_RESOLVE, .flags = PROTO_F_RESPONSE, .id = 2};
 	m.rep.str = "api.default.svc.cluster.local";
-	m.rep.list = (struct proto_list){ 2, buf_data(&items), (uint32_t)buf_len(&items) };
+	m.rep.list = (struct proto_list){2, buf_data(&items), (uint32_t)buf_len(&items)};
 	roundtrip(&b, &m, &out);
 	CHECK_STR(out.rep.str, "api.default.svc.cluster.local");
 	proto_iter_init(&it, &out.rep.list);
@@ -256,9 +277,9 @@ TEST(msg_env_and_dns_lists_iterate)
 
 TEST(msg_oneway_messages_roundtrip)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 	struct proto_msg m, out;
-	static const uint8_t token[PROTO_TOKEN_SIZE] = { 1, 2, 3 };
+	static const uint8_t token[PROTO_TOKEN_SIZE] = {1, 2, 3};
 
 	proto_hello_init(&m, token, PROTO_CAP_ALL, 1 << 20, "podenv test");
 	roundtrip(&b, &m, &out);
@@ -270,55 +291,58 @@ TEST(msg_oneway_messages_roundtrip)
 	CHECK_STR(out.hello.name, "podenv test");
 	CHECK(memcmp(buf_data(&b) + PROTO_HEADER_SIZE, PROTO_MAGIC, PROTO_MAGIC_SIZE) == 0);
 
-	m = (struct proto_msg){ .type = PROTO_WELCOME };
-	m.welcome = (struct proto_welcome){ 1, PROTO_CAP_FILES, 99, 4096, "agent" };
+	m = (struct proto_msg){.type = PROTO_WELCOME};
+	m.welcome = (struct proto_welcome){1, PROTO_CAP_FILES, 99, 4096, "agent"};
 	roundtrip(&b, &m, &out);
 	CHECK_UINT(out.welcome.session_id, ==, 99);
 	CHECK_STR(out.welcome.name, "agent");
 
-	m = (struct proto_msg){ .type = PROTO_REFUSE };
-	m.refuse = (struct proto_refuse){ PROTO_REFUSE_AUTH, 1, 1, "authentication failed" };
+	m = (struct proto_msg){.type = PROTO_REFUSE};
+	m.refuse = (struct proto_refuse){PROTO_REFUSE_AUTH, 1, 1, "authentication failed"};
 	roundtrip(&b, &m, &out);
 	CHECK_UINT(out.refuse.reason, ==, PROTO_REFUSE_AUTH);
 	CHECK_STR(out.refuse.message, "authentication failed");
 
-	m = (struct proto_msg){ .type = PROTO_PING, .counter = 5 };
+	m = (struct proto_msg){.type = PROTO_PING, .counter = 5};
 	roundtrip(&b, &m, &out);
 	CHECK_UINT(out.counter, ==, 5);
 	m.type = PROTO_PONG;
 	roundtrip(&b, &m, &out);
 	CHECK_UINT(out.counter, ==, 5);
 
-	m = (struct proto_msg){ .type = PROTO_GOODBYE };
-	m.goodbye = (struct proto_goodbye){ PROTO_BYE_PROTOCOL, "malformed frame" };
+	m = (struct proto_msg){.type = PROTO_GOODBYE};
+	m.goodbye = (struct proto_goodbye){PROTO_BYE_PROTOCOL, "malformed frame"};
 	roundtrip(&b, &m, &out);
 	CHECK_UINT(out.goodbye.code, ==, PROTO_BYE_PROTOCOL);
 	CHECK_STR(out.goodbye.reason, "malformed frame");
 
-	m = (struct proto_msg){ .type = PROTO_STREAM_DATA, .id = 3 };
-	m.data = (struct proto_bytes){ (const uint8_t *)"GET / HTTP/1.1\r\n", 16 };
+	m = (struct proto_msg){.type = PROTO_STREAM_DATA, .id = 3};
+	m.data = (struct proto_bytes){(const uint8_t *)"GET / HTTP/1.1\r\n", 16};
 	roundtrip(&b, &m, &out);
 	CHECK_UINT(out.data.len, ==, 16);
 	CHECK(memcmp(out.data.data, "GET / HTTP/1.1\r\n", 16) == 0);
 	CHECK_UINT(buf_len(&b), ==, PROTO_HEADER_SIZE + 16); /* no length prefix */
 
-	m = (struct proto_msg){ .type = PROTO_STREAM_WINDOW, .id = 3, .window = 65536 };
+	m = (struct proto_msg){.type = PROTO_STREAM_WINDOW, .id = 3, .window = 65536};
 	roundtrip(&b, &m, &out);
 	CHECK_UINT(out.window, ==, 65536);
 
-	m = (struct proto_msg){ .type = PROTO_STREAM_SHUTDOWN, .id = PROTO_ID_AGENT | 1 };
+	m = (struct proto_msg){.type = PROTO_STREAM_SHUTDOWN, .id = PROTO_ID_AGENT | 1};
 	roundtrip(&b, &m, &out);
 	CHECK_UINT(buf_len(&b), ==, PROTO_HEADER_SIZE);
 
-	m = (struct proto_msg){ .type = PROTO_STREAM_CLOSE, .id = 3, .error = ECONNRESET };
+	m = (struct proto_msg){.type = PROTO_STREAM_CLOSE, .id = 3, .error = ECONNRESET};
 	roundtrip(&b, &m, &out);
 	CHECK_INT(out.error, ==, ECONNRESET);
 
-	m = (struct proto_msg){ .type = PROTO_INCOMING, .id = PROTO_ID_AGENT | 7 };
+	m = (struct proto_msg){.type = PROTO_INCOMING, .id = PROTO_ID_AGENT | 7};
 	m.incoming = (struct proto_incoming){
-		.port = 80, .mode = PROTO_MIRROR,
-		.remote = { PROTO_AF_INET, { 10, 1, 0, 9 } }, .remote_port = 51000,
-		.local = { PROTO_AF_INET, { 10, 1, 0, 2 } }, .local_port = 80,
+		.port = 80,
+		.mode = PROTO_MIRROR,
+		.remote = {PROTO_AF_INET, {10, 1, 0, 9}},
+		.remote_port = 51000,
+		.local = {PROTO_AF_INET, {10, 1, 0, 2}},
+		.local_port = 80,
 	};
 	roundtrip(&b, &m, &out);
 	CHECK_UINT(out.incoming.port, ==, 80);
@@ -334,8 +358,8 @@ TEST(msg_oneway_messages_roundtrip)
 /* Decoding a payload given as raw bytes. */
 static int decode_raw(uint16_t type, uint16_t flags, uint64_t id, const void *p, size_t n)
 {
-	struct proto_frame f = { .type = type, .flags = flags, .id = id, .len = (uint32_t)n,
-				 .payload = p };
+	struct proto_frame f = {
+		.type = type, .flags = flags, .id = id, .len = (uint32_t)n, .payload = p};
 	struct proto_msg m;
 
 	return proto_msg_decode(&f, &m);
@@ -366,8 +390,8 @@ TEST(msg_decode_rejects_malformed_payloads)
 	CHECK_INT(decode_raw(PROTO_READDIR, PROTO_F_RESPONSE, 1, "\0\0\0\0\2\0\0\0\0", 9), ==,
 		  -EPROTO);
 	/* A list count far larger than its bytes. */
-	CHECK_INT(decode_raw(PROTO_GETENV, PROTO_F_RESPONSE, 1, "\0\0\0\0\xff\xff\xff\xff", 8),
-		  ==, -EPROTO);
+	CHECK_INT(decode_raw(PROTO_GETENV, PROTO_F_RESPONSE, 1, "\0\0\0\0\xff\xff\xff\xff", 8), ==,
+		  -EPROTO);
 	/* STREAM_WINDOW of 0 and above the maximum; STREAM_CLOSE errno out of range. */
 	CHECK_INT(decode_raw(PROTO_STREAM_WINDOW, 0, 1, "\0\0\0\0", 4), ==, -EPROTO);
 	CHECK_INT(decode_raw(PROTO_STREAM_WINDOW, 0, 1, "\0\0\0\x80", 4), ==, -EPROTO);
@@ -376,8 +400,8 @@ TEST(msg_decode_rejects_malformed_payloads)
 	CHECK_INT(decode_raw(PROTO_STREAM_OPEN, 0, 1, "\3\4\1\2\3\4\x50\0", 8), ==, -EPROTO);
 	CHECK_INT(decode_raw(PROTO_STREAM_OPEN, 0, 1, "\1\0\x50\0", 4), ==, -EPROTO);
 	CHECK_INT(decode_raw(PROTO_STREAM_OPEN, 0, 1, "\1\4\1\2\3\4\x50\0", 8), ==, 0);
-	CHECK_INT(decode_raw(PROTO_STREAM_OPEN, 0, PROTO_ID_AGENT | 1, "\1\4\1\2\3\4\x50\0", 8),
-		  ==, -EPROTO);
+	CHECK_INT(decode_raw(PROTO_STREAM_OPEN, 0, PROTO_ID_AGENT | 1, "\1\4\1\2\3\4\x50\0", 8), ==,
+		  -EPROTO);
 	/* INCOMING with a client id. */
 	CHECK_INT(decode_raw(PROTO_INCOMING, 0, 1, "\x50\0\1\0\0\0\0\0\0", 9), ==, -EPROTO);
 	CHECK_INT(decode_raw(PROTO_INCOMING, 0, PROTO_ID_AGENT | 1, "\x50\0\1\0\0\0\0\0\0", 9), ==,
@@ -392,11 +416,11 @@ TEST(msg_decode_rejects_malformed_payloads)
 
 TEST(msg_stream_data_limit)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 	static uint8_t big[PROTO_CHUNK_MAX + 1];
-	struct proto_msg m = { .type = PROTO_STREAM_DATA, .id = 1 };
+	struct proto_msg m = {.type = PROTO_STREAM_DATA, .id = 1};
 
-	m.data = (struct proto_bytes){ big, PROTO_CHUNK_MAX };
+	m.data = (struct proto_bytes){big, PROTO_CHUNK_MAX};
 	CHECK_INT(proto_msg_encode(&b, &m), ==, 0);
 	CHECK_INT(decode_raw(PROTO_STREAM_DATA, 0, 1, big, PROTO_CHUNK_MAX), ==, 0);
 	buf_reset(&b);
@@ -409,25 +433,25 @@ TEST(msg_stream_data_limit)
 
 TEST(msg_encode_rejects_invalid_and_leaves_buffer)
 {
-	struct buf b = { 0 };
-	struct proto_msg m = { .type = 0x7777, .id = 1 };
+	struct buf b = {0};
+	struct proto_msg m = {.type = 0x7777, .id = 1};
 
 	proto_put_u8(&b, 0xee);
 	CHECK_INT(proto_msg_encode(&b, &m), ==, -EINVAL);
-	m = (struct proto_msg){ .type = PROTO_STAT }; /* id 0 */
+	m = (struct proto_msg){.type = PROTO_STAT}; /* id 0 */
 	CHECK_INT(proto_msg_encode(&b, &m), ==, -EINVAL);
-	m = (struct proto_msg){ .type = PROTO_STAT, .id = 1, .flags = PROTO_F_RESPONSE,
-				.status = 5000 };
+	m = (struct proto_msg){
+		.type = PROTO_STAT, .id = 1, .flags = PROTO_F_RESPONSE, .status = 5000};
 	CHECK_INT(proto_msg_encode(&b, &m), ==, -EINVAL);
-	m = (struct proto_msg){ .type = PROTO_STREAM_OPEN, .id = 1 };
+	m = (struct proto_msg){.type = PROTO_STREAM_OPEN, .id = 1};
 	m.req.kind = PROTO_STREAM_TCP; /* no address */
 	CHECK_INT(proto_msg_encode(&b, &m), ==, -EINVAL);
-	m = (struct proto_msg){ .type = PROTO_STREAM_WINDOW, .id = 1 };
+	m = (struct proto_msg){.type = PROTO_STREAM_WINDOW, .id = 1};
 	CHECK_INT(proto_msg_encode(&b, &m), ==, -EINVAL);
 	/* A WRITE larger than a frame. */
 	static uint8_t big[PROTO_PAYLOAD_MAX];
-	m = (struct proto_msg){ .type = PROTO_WRITE, .id = 1 };
-	m.req.data = (struct proto_bytes){ big, sizeof(big) };
+	m = (struct proto_msg){.type = PROTO_WRITE, .id = 1};
+	m.req.data = (struct proto_bytes){big, sizeof(big)};
 	CHECK_INT(proto_msg_encode(&b, &m), ==, -EMSGSIZE);
 	m.req.data.len = PROTO_IO_MAX;
 	CHECK_INT(proto_msg_encode(&b, &m), ==, 0);

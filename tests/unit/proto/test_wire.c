@@ -5,9 +5,9 @@
 
 TEST(wire_integers_are_little_endian)
 {
-	struct buf b = { 0 };
-	static const uint8_t want[] = { 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a,
-					0x0b, 0x0c, 0x0d, 0x0e, 0x0f };
+	struct buf b = {0};
+	static const uint8_t want[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
+				       0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f};
 
 	proto_put_u8(&b, 0x01);
 	proto_put_u16(&b, 0x0302);
@@ -28,7 +28,7 @@ TEST(wire_integers_are_little_endian)
 
 TEST(wire_string_has_length_and_nul)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 	struct proto_reader r;
 
 	proto_put_str(&b, "abc");
@@ -66,7 +66,7 @@ TEST(wire_string_rejects_missing_or_inner_nul)
 TEST(wire_reader_errors_are_sticky)
 {
 	struct proto_reader r;
-	static const uint8_t in[] = { 1, 2, 3 };
+	static const uint8_t in[] = {1, 2, 3};
 
 	proto_reader_init(&r, in, sizeof(in));
 	CHECK_UINT(proto_get_u32(&r), ==, 0);
@@ -78,7 +78,7 @@ TEST(wire_reader_errors_are_sticky)
 TEST(wire_reader_requires_full_consumption)
 {
 	struct proto_reader r;
-	static const uint8_t in[] = { 1, 2, 3 };
+	static const uint8_t in[] = {1, 2, 3};
 
 	proto_reader_init(&r, in, sizeof(in));
 	proto_get_u16(&r);
@@ -89,7 +89,7 @@ TEST(wire_reader_requires_full_consumption)
 
 TEST(wire_blob_bounds)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 	struct proto_reader r;
 	struct proto_bytes v;
 
@@ -109,11 +109,11 @@ TEST(wire_blob_bounds)
 
 TEST(wire_addr_families)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 	struct proto_reader r;
-	struct proto_addr a4 = { .family = PROTO_AF_INET, .bytes = { 10, 0, 0, 1 } };
-	struct proto_addr a6 = { .family = PROTO_AF_INET6, .bytes = { 0xfe, 0x80, [15] = 1 } };
-	struct proto_addr none = { 0 }, out;
+	struct proto_addr a4 = {.family = PROTO_AF_INET, .bytes = {10, 0, 0, 1}};
+	struct proto_addr a6 = {.family = PROTO_AF_INET6, .bytes = {0xfe, 0x80, [15] = 1}};
+	struct proto_addr none = {0}, out;
 
 	proto_put_addr(&b, &a4);
 	proto_put_addr(&b, &a6);
@@ -136,13 +136,24 @@ TEST(wire_addr_families)
 
 TEST(wire_attr_roundtrip)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 	struct proto_reader r;
-	struct proto_attr a = {
-		.ino = 1, .mode = 0100644, .nlink = 2, .uid = 3, .gid = 4, .rdev = 5,
-		.size = 6, .blocks = 7, .blksize = 4096,
-		.atime = { -1, 999999999 }, .mtime = { 1700000000, 1 }, .ctime = { 2, 3 },
-	}, out;
+	struct proto_attr a =
+				  {
+					  .ino = 1,
+					  .mode = 0100644,
+					  .nlink = 2,
+					  .uid = 3,
+					  .gid = 4,
+					  .rdev = 5,
+					  .size = 6,
+					  .blocks = 7,
+					  .blksize = 4096,
+					  .atime = {-1, 999999999},
+					  .mtime = {1700000000, 1},
+					  .ctime = {2, 3},
+				  },
+			  out;
 
 	proto_put_attr(&b, &a);
 	CHECK_UINT(buf_len(&b), ==, 88);
