@@ -460,6 +460,66 @@ TEST(msg_encode_rejects_invalid_and_leaves_buffer)
 	buf_done(&b);
 }
 
+/* Every proper prefix of a valid payload is rejected, and decoding it
+ * reads nothing past its end (the prefix is copied to an exact-size heap
+ * block, so AddressSanitizer sees any over-read). */
+static void check_prefixes(const struct proto_msg *m)
+{
+	struct buf b = {0};
+	struct proto_frame f;
+
+	REQUIRE(proto_msg_encode(&b, m) == 0);
+	REQUIRE(proto_header_parse(buf_data(&b), PROTO_PAYLOAD_MAX, &f) == 0);
+	for (uint32_t n = 0; n < f.len; n++) {
+		uint8_t *p = xmalloc(n ? n : 1);
+		struct proto_msg out;
+		int r;
+
+		memcpy(p, buf_data(&b) + PROTO_HEADER_SIZE, n);
+		f.payload = p;
+		f.len = n;
+		r = proto_msg_decode(&f, &out);
+		if (r != -EPROTO)
+			TAP_FAIL("%s: prefix of %u bytes gave %d", proto_type_name(m->type), n, r);
+		free(p);
+	}
+	buf_done(&b);
+}
+
+TEST(msg_truncated_payloads_rejected)
+{
+	struct buf items = {0};
+	struct proto_dirent e = {.cookie = 1, .flags = PROTO_DIRENT_ATTR, .name = "x"};
+
+	proto_dirent_put(&items, &e);
+	for (size_t i = 0; i < ARRAY_SIZE(request_types); i++) {
+		struct proto_msg m = {.type = request_types[i], .id = 1};
+
+		m.req = full_req(m.type);
+		check_prefixes(&m);
+		m = (struct proto_msg){
+			.type = request_types[i], .id = 1, .flags = PROTO_F_RESPONSE};
+		m.rep.str = "s";
+		m.rep.data = (struct proto_bytes){(const uint8_t *)"abc", 3};
+		m.rep.addr.family = PROTO_AF_INET;
+		if (m.type == PROTO_READDIR)
+			m.rep.list =
+				(struct proto_list){1, buf_data(&items), (uint32_t)buf_len(&items)};
+		check_prefixes(&m);
+	}
+	struct proto_msg m;
+	static const uint8_t token[PROTO_TOKEN_SIZE];
+	proto_hello_init(&m, token, 0, 1, "x");
+	check_prefixes(&m);
+	m = (struct proto_msg){.type = PROTO_GOODBYE, .goodbye = {1, "bye"}};
+	check_prefixes(&m);
+	m = (struct proto_msg){.type = PROTO_INCOMING, .id = PROTO_ID_AGENT | 1};
+	m.incoming = (struct proto_incoming){
+		.port = 1, .mode = PROTO_STEAL, .remote = {PROTO_AF_INET6, {1}}};
+	check_prefixes(&m);
+	buf_done(&items);
+}
+
 TEST(msg_type_names)
 {
 	CHECK_STR(proto_type_name(PROTO_READDIR), "READDIR");
