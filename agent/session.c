@@ -379,7 +379,7 @@ static void process_frames(struct agent_session *s)
 	struct proto_frame f;
 	struct proto_msg m;
 	char reason[128];
-	int r;
+	int r = 0;
 
 	while (!s->dead && (r = proto_decoder_next(s->dec, &f)) > 0) {
 		if (!s->authed) {

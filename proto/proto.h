@@ -533,4 +533,114 @@ int proto_credit_on_data(struct proto_credit *c, uint32_t n);
  * batched until half the window is unacknowledged. */
 uint32_t proto_credit_consumed(struct proto_credit *c, uint32_t n);
 
+/* --- client session (the launcher's side) ------------------------------------
+ *
+ * struct proto_client is the launcher's half of one session as a state
+ * machine over bytes: the link (launcher/link.c) moves bytes between it and
+ * the socket; vfs, vnet and dns call it to make requests and open streams.
+ * It implements docs/PROTOCOL.md §6: control frames first, then stream data
+ * round-robin, one chunk per stream per turn within the stream's credit.
+ *
+ * Callbacks run from proto_client_input() (replies, stream events, ready,
+ * lost). A callback may make new requests, write to or close streams,
+ * but must not free the client. Single-threaded. */
+
+struct proto_client;
+struct proto_stream;
+
+struct proto_client_ops {
+	/* The handshake succeeded; welcome borrows from the frame. */
+	void (*ready)(void *userdata, const struct proto_welcome *welcome);
+	/* The session is over: refused, GOODBYE from the agent, or a malformed
+	 * frame (err: -EACCES, -EPROTONOSUPPORT, -ECONNREFUSED, -EPROTO,
+	 * -ECONNRESET for GOODBYE). reason is readable. Called once. */
+	void (*lost)(void *userdata, int err, const char *reason);
+	/* Output became available: flush soon. */
+	void (*wake)(void *userdata);
+};
+
+/* Callback for a request's response: m->status is 0 (m->rep valid) or a
+ * positive errno. m borrows from the frame: copy what must outlive it. */
+typedef void (*proto_reply_fn)(void *userdata, const struct proto_msg *m);
+
+struct proto_stream_ops {
+	/* STREAM_OPEN answered: err 0 (local address and port of the agent's
+	 * socket) or a positive errno; on error the stream is freed after. */
+	void (*opened)(void *userdata, int err, const struct proto_addr *addr, uint16_t port);
+	/* Bytes from the peer. The consumer returns credit with
+	 * proto_stream_consumed() once they left its buffers. */
+	void (*data)(void *userdata, const uint8_t *p, size_t n);
+	/* The peer will send no more (half-close). */
+	void (*shutdown)(void *userdata);
+	/* The stream is gone (err 0: orderly; else a reset with that errno,
+	 * or ECONNABORTED when the session ended). Freed after this returns. */
+	void (*closed)(void *userdata, int err);
+	/* Room freed in the stream's send queue (after proto_stream_write
+	 * accepted less than offered). */
+	void (*writable)(void *userdata);
+};
+
+/* Caller frees with proto_client_free(), which fails every outstanding
+ * request with ECONNABORTED (callbacks called) and closes every stream. */
+int proto_client_new(const struct proto_client_ops *ops, void *userdata,
+		     struct proto_client **ret);
+void proto_client_free(struct proto_client *c);
+
+/* Queues the HELLO. Borrows token and name only for the call. */
+void proto_client_start(struct proto_client *c, const uint8_t token[PROTO_TOKEN_SIZE],
+			uint64_t caps, const char *name);
+bool proto_client_ready(const struct proto_client *c);
+/* Capabilities the agent granted (0 before ready). */
+uint64_t proto_client_caps(const struct proto_client *c);
+
+/* Input: reserve room, read(2) into it, commit; frames are processed and
+ * callbacks called during commit. Returns 0, or a negative errno once the
+ * session is over (lost() has been called). */
+void *proto_client_input_reserve(struct proto_client *c, size_t n);
+int proto_client_input_commit(struct proto_client *c, size_t n);
+
+/* Output: the next bytes to write (schedules control and stream data into
+ * an internal buffer of at most about `max` bytes), and how many were
+ * written. Returns the length available at *p; 0 means nothing to send. */
+size_t proto_client_output(struct proto_client *c, size_t max, const uint8_t **p);
+void proto_client_output_consume(struct proto_client *c, size_t n);
+/* True when output is waiting (control, or stream data with credit). */
+bool proto_client_has_output(const struct proto_client *c);
+
+/* Sends a request (m->type and m->req; id assigned here) and calls cb with
+ * the response. Returns the id (> 0) or a negative errno (-EINVAL: cannot
+ * encode; -ENOTCONN: session over). */
+int64_t proto_client_request(struct proto_client *c, struct proto_msg *m, proto_reply_fn cb,
+			     void *userdata);
+/* The response to request id will not be delivered (its owner is gone). */
+void proto_client_cancel(struct proto_client *c, uint64_t id);
+/* Requests sent and not yet answered or cancelled. */
+size_t proto_client_pending(const struct proto_client *c);
+
+void proto_client_ping(struct proto_client *c);
+/* Frames received so far (a liveness counter for the link's heartbeat). */
+uint64_t proto_client_frames_in(const struct proto_client *c);
+/* Queues GOODBYE; the link closes after flushing. */
+void proto_client_goodbye(struct proto_client *c, uint32_t code, const char *reason);
+
+/* Opens an outgoing stream to addr:port (kind PROTO_STREAM_TCP/UDP).
+ * ops->opened() tells the outcome. The stream is freed after closed() (or
+ * a failed opened()), or by proto_stream_close(). */
+int proto_stream_open(struct proto_client *c, uint8_t kind, const struct proto_addr *addr,
+		      uint16_t port, const struct proto_stream_ops *ops, void *userdata,
+		      struct proto_stream **ret);
+/* Queues up to n bytes (UDP: one datagram, all or nothing); returns how
+ * many were accepted: less than n when the queue is full (then writable()
+ * follows). */
+size_t proto_stream_write(struct proto_stream *st, const void *p, size_t n);
+/* Bytes the stream would accept now. */
+size_t proto_stream_write_space(const struct proto_stream *st);
+/* The consumer took n received bytes: return credit. */
+void proto_stream_consumed(struct proto_stream *st, size_t n);
+/* Half-close after the queued data. */
+void proto_stream_shutdown(struct proto_stream *st);
+/* Closes (err 0) or resets (err: a positive errno) after the queued data;
+ * no further callbacks; the stream is freed. */
+void proto_stream_close(struct proto_stream *st, int err);
+
 #endif
