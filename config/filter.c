@@ -239,8 +239,10 @@ static int net_filter_parse(struct cfg_ctx *ctx, json_object *v, struct cfg_net_
 			       "%s: expected either \"local\" or \"remote\", got an empty object", path);
 	p = cfg_path_join(path, side);
 	r = cfg_strv_parse(ctx, list, false, &sv, p);
-	if (r < 0)
+	if (r < 0) {
+		cfg_strv_done(&sv);
 		return r;
+	}
 	if (sv.n == 0) {
 		if (outgoing) {
 			cfg_strv_done(&sv);

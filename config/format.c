@@ -106,6 +106,30 @@ json_object *cfg_table_format(const struct cfg_table *t, const void *base)
 	return o;
 }
 
+/* json-c's pretty printer writes an empty array or object over two lines;
+ * fold them to [] and {}. A raw newline never occurs inside a JSON string
+ * (it is escaped), so "[\n   ]" can only be structure. */
+static void fold_empty(char *s)
+{
+	char *w = s;
+
+	for (const char *r = s; *r;) {
+		if ((*r == '[' || *r == '{') && r[1] == '\n') {
+			const char *q = r + 2;
+			while (*q == ' ')
+				q++;
+			if (*q == (*r == '[' ? ']' : '}')) {
+				*w++ = *r;
+				*w++ = *q;
+				r = q + 1;
+				continue;
+			}
+		}
+		*w++ = *r++;
+	}
+	*w = '\0';
+}
+
 char *cfg_format_json(const struct cfg *cfg)
 {
 	json_object *o = cfg_table_format(&cfg_root_table, cfg);
@@ -113,5 +137,6 @@ char *cfg_format_json(const struct cfg *cfg)
 					   o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
 						      JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
+	fold_empty(s);
 	return s;
 }

@@ -329,12 +329,19 @@ int cfg_load(const struct cfg_source *src, struct cfg **ret, struct err *reterr)
 			return r;
 	}
 	if (src->text) {
-		text = xstrndup(src->text, src->text_len);
 		len = src->text_len;
+		text = xmalloc(len + 1);
+		memcpy(text, src->text, len);
+		text[len] = '\0';
 	} else if (path) {
 		r = read_file(path, &text, &len, reterr);
 		if (r < 0)
 			return r;
+	}
+	if (text && memchr(text, '\0', len)) {
+		unsigned line, col;
+		line_col(text, (size_t)((char *)memchr(text, '\0', len) - text), &line, &col);
+		return err_set(reterr, -EINVAL, "%s:%u:%u: invalid text: NUL byte", name, line, col);
 	}
 
 	if (text) {
