@@ -31,14 +31,14 @@ int main(int argc, char **argv)
 {
 	const char *path = argc > 1 ? argv[1] : "tests/unit/config/data/complete.json";
 	int n = argc > 2 ? atoi(argv[2]) : 2000;
-	static const char *const env[] = { NULL };
-	struct cfg_source src = { .path = path, .env = env };
+	static const char *const env[] = {NULL};
+	struct cfg_source src = {.path = path, .env = env};
 	double *t = calloc((size_t)n, sizeof(*t)), first, sum = 0;
 
 	if (!t || n < 1)
 		return 1;
 	for (int i = -1; i < n; i++) {
-		struct err e = { 0 };
+		struct err e = {0};
 		struct cfg *c = NULL;
 		double t0 = now_us();
 		if (cfg_load(&src, &c, &e) < 0) {
@@ -55,7 +55,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n; i++)
 		sum += t[i];
 	qsort(t, (size_t)n, sizeof(*t), cmp);
-	printf("config_load %s: n=%d first=%.0f us mean=%.0f us median=%.0f us p99=%.0f us max=%.0f us\n",
+	printf("config_load %s: n=%d first=%.0f us mean=%.0f us median=%.0f us p99=%.0f us "
+	       "max=%.0f us\n",
 	       path, n, first, sum / n, t[n / 2], t[(int)(n * 0.99)], t[n - 1]);
 	free(t);
 	return 0;

@@ -53,8 +53,8 @@ struct cfg_regex;
 /* A list of regular expressions compiled once (PCRE2, JIT when available). */
 struct cfg_patterns {
 	size_t n;
-	char **src;		 /* the patterns as written */
-	struct cfg_regex **re;	 /* compiled, same order */
+	char **src;	       /* the patterns as written */
+	struct cfg_regex **re; /* compiled, same order */
 };
 
 /* Ordered (regex → replacement) pairs, as feature.fs.mapping and
@@ -149,7 +149,7 @@ struct cfg_agent {
 	int64_t max_body_buffer_size;
 	int64_t max_body_buffer_timeout;
 	int64_t http_detection_timeout;
-	char *security_context; /* JSON text */
+	char *security_context;	     /* JSON text */
 	int clean_iptables_on_start; /* enum cfg_tristate */
 	bool disable_mesh_sidecar_injection;
 	int64_t jaq_time_limit;
@@ -193,7 +193,7 @@ struct cfg_fs {
 	struct cfg_patterns read_only;
 	struct cfg_patterns local;
 	struct cfg_patterns not_found;
-	struct cfg_mapping mapping;	/* case-insensitive */
+	struct cfg_mapping mapping; /* case-insensitive */
 	int64_t readonly_file_buffer;
 };
 
@@ -264,11 +264,11 @@ struct cfg_net_entry {
 	char *text; /* as written */
 	enum cfg_proto proto;
 	enum cfg_addr_kind kind;
-	char *name;	 /* CFG_ADDR_NAME */
-	int family;	 /* AF_INET or AF_INET6 for IP and SUBNET */
+	char *name;	  /* CFG_ADDR_NAME */
+	int family;	  /* AF_INET or AF_INET6 for IP and SUBNET */
 	uint8_t addr[16]; /* network order; first 4 bytes for IPv4 */
-	unsigned prefix; /* SUBNET: prefix length; IP: 32 or 128 */
-	uint16_t port;	 /* 0 = any port */
+	unsigned prefix;  /* SUBNET: prefix length; IP: 32 or 128 */
+	uint16_t port;	  /* 0 = any port */
 };
 
 enum cfg_filter_side {
@@ -427,12 +427,12 @@ struct cfg {
  * Borrowed pointers, except `overrides`, which cfg_source_flag_parse()
  * fills and cfg_source_done() frees. */
 struct cfg_source {
-	const char *path;     /* -f: a file, "-" = stdin; NULL: discover */
-	const char *text;     /* or the configuration text itself (path names it) */
+	const char *path; /* -f: a file, "-" = stdin; NULL: discover */
+	const char *text; /* or the configuration text itself (path names it) */
 	size_t text_len;
 	const char *const *env; /* "NAME=VALUE" list, NULL-terminated; NULL: environ */
-	const char *cwd;      /* where to look for .mirrord/mirrord.json; NULL: "." */
-	bool no_discover;     /* don't look for MIRRORD_CONFIG_FILE / .mirrord/ */
+	const char *cwd;	/* where to look for .mirrord/mirrord.json; NULL: "." */
+	bool no_discover;	/* don't look for MIRRORD_CONFIG_FILE / .mirrord/ */
 	/* Command-line flags turned into "NAME=VALUE" environment overrides;
 	 * they take precedence over env. */
 	size_t n_overrides;

@@ -53,7 +53,7 @@ struct cfg_custom {
 	json_object *(*format)(const void *field);
 	void (*free)(void *field);
 	void (*init)(void *field); /* the default; NULL: zeroed */
-	const char *schema; /* JSON text of the schema for this field */
+	const char *schema;	   /* JSON text of the schema for this field */
 };
 
 struct cfg_field {
@@ -61,9 +61,9 @@ struct cfg_field {
 	enum cfg_kind kind;
 	size_t off;
 	unsigned flags;
-	int64_t def; /* BOOL, INT, ENUM */
-	const char *def_str; /* STR, STRLIST (';'-separated), JSON */
-	int64_t min, max; /* INT, OPTINT (both 0: no bound) */
+	int64_t def;		  /* BOOL, INT, ENUM */
+	const char *def_str;	  /* STR, STRLIST (';'-separated), JSON */
+	int64_t min, max;	  /* INT, OPTINT (both 0: no bound) */
 	const char *const *names; /* ENUM, NULL-terminated */
 	const struct cfg_table *sub;
 	const struct cfg_custom *custom;
@@ -124,8 +124,8 @@ void cfg_regex_free(struct cfg_regex *re);
 int cfg_patterns_set(struct cfg_patterns *p, const struct cfg_strv *src, bool caseless,
 		     const char *path, struct err *reterr);
 void cfg_mapping_done(struct cfg_mapping *m);
-int cfg_mapping_add(struct cfg_mapping *m, const char *pattern, const char *replace,
-		    bool caseless, const char *path, struct err *reterr);
+int cfg_mapping_add(struct cfg_mapping *m, const char *pattern, const char *replace, bool caseless,
+		    const char *path, struct err *reterr);
 
 /* filter.c */
 extern const struct cfg_custom cfg_outgoing_filter_custom;
@@ -134,15 +134,14 @@ extern const struct cfg_custom cfg_http_filter_custom;
 void cfg_net_filter_done(struct cfg_net_filter *f);
 json_object *cfg_net_filter_format(const struct cfg_net_filter *f);
 void cfg_http_filter_done(struct cfg_http_filter *f);
-int cfg_http_filter_set_env(struct cfg_http_filter *f, enum cfg_http_kind kind,
-			    const char *value, const char *path, struct err *reterr);
+int cfg_http_filter_set_env(struct cfg_http_filter *f, enum cfg_http_kind kind, const char *value,
+			    const char *path, struct err *reterr);
 void cfg_dns_reflect_outgoing(struct cfg_ctx *ctx);
 
 /* target.c */
 extern const struct cfg_custom cfg_target_custom;
 extern const struct cfg_custom cfg_image_custom;
-int cfg_target_parse_str(const char *s, struct cfg_target *t, const char *path,
-			 struct err *reterr);
+int cfg_target_parse_str(const char *s, struct cfg_target *t, const char *path, struct err *reterr);
 void cfg_target_done(struct cfg_target *t);
 
 /* template.c: renders the Tera subset. vars/get_env read through lookup.

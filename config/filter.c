@@ -49,7 +49,7 @@ static int digits(const char **p, unsigned long max, unsigned long *out)
 int cfg_net_entry_parse(const char *text, bool allow_proto, struct cfg_net_entry *ret,
 			struct err *reterr)
 {
-	struct cfg_net_entry e = { 0 };
+	struct cfg_net_entry e = {0};
 	const char *s = text, *sep = strstr(text, "://");
 	char host[256];
 	size_t hlen = 0;
@@ -61,7 +61,8 @@ int cfg_net_entry_parse(const char *text, bool allow_proto, struct cfg_net_entry
 		size_t n = (size_t)(sep - s);
 		if (!allow_proto)
 			return err_set(reterr, -EINVAL,
-				       "\"%s\": expected [name|address|subnet/mask][:port] (no protocol in a DNS filter)",
+				       "\"%s\": expected [name|address|subnet/mask][:port] (no "
+				       "protocol in a DNS filter)",
 				       text);
 		if (n == 3 && strncasecmp(s, "tcp", 3) == 0)
 			e.proto = CFG_PROTO_TCP;
@@ -70,9 +71,10 @@ int cfg_net_entry_parse(const char *text, bool allow_proto, struct cfg_net_entry
 		else if (n == 3 && strncasecmp(s, "any", 3) == 0)
 			e.proto = CFG_PROTO_ANY;
 		else
-			return err_set(reterr, -EINVAL,
-				       "\"%s\": unknown protocol \"%.*s\", expected tcp, udp or any",
-				       text, (int)MIN(n, 32), s);
+			return err_set(
+				reterr, -EINVAL,
+				"\"%s\": unknown protocol \"%.*s\", expected tcp, udp or any", text,
+				(int)MIN(n, 32), s);
 		s = sep + 3;
 	}
 	if (*s == '[') {
@@ -117,11 +119,13 @@ int cfg_net_entry_parse(const char *text, bool allow_proto, struct cfg_net_entry
 		s++;
 		if (e.kind != CFG_ADDR_IP)
 			return err_set(reterr, -EINVAL,
-				       "\"%s\": a subnet needs an IP address before the /mask", text);
+				       "\"%s\": a subnet needs an IP address before the /mask",
+				       text);
 		r = digits(&s, max, &v);
 		if (r < 0)
 			return err_set(reterr, -EINVAL,
-				       "\"%s\": expected a subnet mask length 0-%u after /", text, max);
+				       "\"%s\": expected a subnet mask length 0-%u after /", text,
+				       max);
 		e.kind = CFG_ADDR_SUBNET;
 		e.prefix = (unsigned)v;
 	}
@@ -129,14 +133,15 @@ int cfg_net_entry_parse(const char *text, bool allow_proto, struct cfg_net_entry
 		s++;
 		r = digits(&s, 65535, &v);
 		if (r < 0)
-			return err_set(reterr, -EINVAL, "\"%s\": expected a port number 0-65535 after :",
-				       text);
+			return err_set(reterr, -EINVAL,
+				       "\"%s\": expected a port number 0-65535 after :", text);
 		e.port = (uint16_t)v;
 	}
 	if (*s)
-		return err_set(reterr, -EINVAL,
-			       "\"%s\": unexpected \"%s\"; expected %s[name|address|subnet/mask][:port]",
-			       text, s, allow_proto ? "[protocol://]" : "");
+		return err_set(
+			reterr, -EINVAL,
+			"\"%s\": unexpected \"%s\"; expected %s[name|address|subnet/mask][:port]",
+			text, s, allow_proto ? "[protocol://]" : "");
 	if (e.kind == CFG_ADDR_IP || e.kind == CFG_ADDR_SUBNET) {
 		static const uint8_t zero[16];
 		size_t alen = e.family == AF_INET6 ? 16 : 4;
@@ -203,10 +208,10 @@ static void net_filter_push(struct cfg_net_filter *f, struct cfg_net_entry *e)
 static int net_filter_parse(struct cfg_ctx *ctx, json_object *v, struct cfg_net_filter *f,
 			    const char *path, bool outgoing)
 {
-	static const char *const known[] = { "local", "remote" };
+	static const char *const known[] = {"local", "remote"};
 	json_object *list = NULL;
 	const char *side = NULL;
-	struct cfg_strv sv = { 0 };
+	struct cfg_strv sv = {0};
 	_cleanup_free_ char *p = NULL;
 	int r;
 
@@ -214,9 +219,10 @@ static int net_filter_parse(struct cfg_ctx *ctx, json_object *v, struct cfg_net_
 	if (json_object_is_type(v, json_type_null))
 		return 0;
 	if (!json_object_is_type(v, json_type_object))
-		return err_set(ctx->err, -EINVAL,
-			       "%s: expected an object {\"local\": [...]} or {\"remote\": [...]}, got %s",
-			       path, cfg_json_type_name(v));
+		return err_set(
+			ctx->err, -EINVAL,
+			"%s: expected an object {\"local\": [...]} or {\"remote\": [...]}, got %s",
+			path, cfg_json_type_name(v));
 	json_object_object_foreach(v, key, val)
 	{
 		if (strcmp(key, "local") != 0 && strcmp(key, "remote") != 0) {
@@ -228,15 +234,17 @@ static int net_filter_parse(struct cfg_ctx *ctx, json_object *v, struct cfg_net_
 				       kp, s ? s : "");
 		}
 		if (side)
-			return err_set(ctx->err, -EINVAL,
-				       "%s: \"local\" and \"remote\" are mutually exclusive, give one",
-				       path);
+			return err_set(
+				ctx->err, -EINVAL,
+				"%s: \"local\" and \"remote\" are mutually exclusive, give one",
+				path);
 		side = key;
 		list = val;
 	}
 	if (!side)
 		return err_set(ctx->err, -EINVAL,
-			       "%s: expected either \"local\" or \"remote\", got an empty object", path);
+			       "%s: expected either \"local\" or \"remote\", got an empty object",
+			       path);
 	p = cfg_path_join(path, side);
 	r = cfg_strv_parse(ctx, list, false, &sv, p);
 	if (r < 0) {
@@ -266,8 +274,7 @@ static int net_filter_parse(struct cfg_ctx *ctx, json_object *v, struct cfg_net_
 	return 0;
 }
 
-static int outgoing_filter_parse(struct cfg_ctx *ctx, json_object *v, void *field,
-				 const char *path)
+static int outgoing_filter_parse(struct cfg_ctx *ctx, json_object *v, void *field, const char *path)
 {
 	return net_filter_parse(ctx, v, field, path, true);
 }
@@ -302,11 +309,13 @@ static void net_filter_free(void *field)
 }
 
 #define NET_FILTER_SCHEMA(desc)                                                                    \
-	"{\"description\": \"" desc "\", \"anyOf\": [{\"type\": \"null\"}, "                      \
-	"{\"type\": \"object\", \"additionalProperties\": false, \"required\": [\"local\"], "     \
-	"\"properties\": {\"local\": {\"type\": [\"string\", \"array\"], \"items\": {\"type\": \"string\"}}}}, " \
-	"{\"type\": \"object\", \"additionalProperties\": false, \"required\": [\"remote\"], "    \
-	"\"properties\": {\"remote\": {\"type\": [\"string\", \"array\"], \"items\": {\"type\": \"string\"}}}}]}"
+	"{\"description\": \"" desc "\", \"anyOf\": [{\"type\": \"null\"}, "                       \
+	"{\"type\": \"object\", \"additionalProperties\": false, \"required\": [\"local\"], "      \
+	"\"properties\": {\"local\": {\"type\": [\"string\", \"array\"], \"items\": {\"type\": "   \
+	"\"string\"}}}}, "                                                                         \
+	"{\"type\": \"object\", \"additionalProperties\": false, \"required\": [\"remote\"], "     \
+	"\"properties\": {\"remote\": {\"type\": [\"string\", \"array\"], \"items\": {\"type\": "  \
+	"\"string\"}}}}]}"
 
 const struct cfg_custom cfg_outgoing_filter_custom = {
 	.parse = outgoing_filter_parse,
@@ -336,7 +345,7 @@ void cfg_dns_reflect_outgoing(struct cfg_ctx *ctx)
 		return;
 	for (size_t i = 0; i < of->n; i++) {
 		const struct cfg_net_entry *oe = &of->v[i];
-		struct cfg_net_entry e = { 0 };
+		struct cfg_net_entry e = {0};
 		bool dup = false;
 		char *text;
 
@@ -366,17 +375,17 @@ void cfg_dns_reflect_outgoing(struct cfg_ctx *ctx)
 /* --- HTTP filter -------------------------------------------------------------- */
 
 static const struct {
-	const char *key;      /* top-level key */
-	const char *inner;    /* key inside all_of/any_of entries */
+	const char *key;   /* top-level key */
+	const char *inner; /* key inside all_of/any_of entries */
 	enum cfg_http_kind kind;
 } http_keys[] = {
-	{ "header_filter", "header", CFG_HTTP_HEADER },
-	{ "path_filter", "path", CFG_HTTP_PATH },
-	{ "method_filter", "method", CFG_HTTP_METHOD },
-	{ "header_filter_jq", "query", CFG_HTTP_HEADER_JQ },
-	{ "body_filter", NULL, CFG_HTTP_BODY },
-	{ "all_of", NULL, CFG_HTTP_ALL_OF },
-	{ "any_of", NULL, CFG_HTTP_ANY_OF },
+	{"header_filter", "header", CFG_HTTP_HEADER},
+	{"path_filter", "path", CFG_HTTP_PATH},
+	{"method_filter", "method", CFG_HTTP_METHOD},
+	{"header_filter_jq", "query", CFG_HTTP_HEADER_JQ},
+	{"body_filter", NULL, CFG_HTTP_BODY},
+	{"all_of", NULL, CFG_HTTP_ALL_OF},
+	{"any_of", NULL, CFG_HTTP_ANY_OF},
 };
 
 void cfg_http_filter_done(struct cfg_http_filter *f)
@@ -391,8 +400,8 @@ void cfg_http_filter_done(struct cfg_http_filter *f)
 	memset(f, 0, sizeof(*f));
 }
 
-static const char *const methods[] = { "GET",	  "HEAD",    "POST",  "PUT",  "DELETE",
-				       "CONNECT", "OPTIONS", "TRACE", "PATCH" };
+static const char *const methods[] = {"GET",	 "HEAD",    "POST",  "PUT",  "DELETE",
+				      "CONNECT", "OPTIONS", "TRACE", "PATCH"};
 
 static int http_leaf_set(struct cfg_http_filter *f, enum cfg_http_kind kind, const char *value,
 			 const char *path, struct err *reterr)
@@ -411,7 +420,8 @@ static int http_leaf_set(struct cfg_http_filter *f, enum cfg_http_kind kind, con
 		for (const char *c = value; *c; c++)
 			if (!(is_host_char(*c) && *c != '.'))
 				return err_set(reterr, -EINVAL,
-					       "%s: expected an HTTP method name (GET, POST, …), got \"%s\"",
+					       "%s: expected an HTTP method name (GET, POST, …), "
+					       "got \"%s\"",
 					       path, value);
 		(void)methods;
 	}
@@ -428,9 +438,10 @@ static int body_parse(struct cfg_ctx *ctx, json_object *v, struct cfg_http_filte
 	int r;
 
 	if (!json_object_is_type(v, json_type_object))
-		return err_set(ctx->err, -EINVAL,
-			       "%s: expected {\"body\": \"json\", \"query\": …, \"matches\": …}, got %s",
-			       path, cfg_json_type_name(v));
+		return err_set(
+			ctx->err, -EINVAL,
+			"%s: expected {\"body\": \"json\", \"query\": …, \"matches\": …}, got %s",
+			path, cfg_json_type_name(v));
 	json_object_object_foreach(v, key, val)
 	{
 		if (strcmp(key, "body") == 0)
@@ -440,9 +451,10 @@ static int body_parse(struct cfg_ctx *ctx, json_object *v, struct cfg_http_filte
 		else if (strcmp(key, "matches") == 0)
 			matches = val;
 		else
-			return err_set(ctx->err, -EINVAL,
-				       "%s.%s: unknown field, expected one of: body, query, matches",
-				       path, key);
+			return err_set(
+				ctx->err, -EINVAL,
+				"%s.%s: unknown field, expected one of: body, query, matches", path,
+				key);
 	}
 	if (!body || !json_object_is_type(body, json_type_string) ||
 	    strcmp(json_object_get_string(body), "json") != 0)
@@ -476,9 +488,10 @@ static int http_inner_parse(struct cfg_ctx *ctx, json_object *v, struct cfg_http
 	if (json_object_object_get_ex(v, "body", NULL))
 		return body_parse(ctx, v, f, path);
 	if (json_object_object_length(v) != 1)
-		return err_set(ctx->err, -EINVAL,
-			       "%s: expected exactly one of \"header\", \"path\", \"method\", \"query\"",
-			       path);
+		return err_set(
+			ctx->err, -EINVAL,
+			"%s: expected exactly one of \"header\", \"path\", \"method\", \"query\"",
+			path);
 	json_object_object_foreach(v, k, vv)
 	{
 		key = k;
@@ -488,8 +501,8 @@ static int http_inner_parse(struct cfg_ctx *ctx, json_object *v, struct cfg_http
 		if (http_keys[i].inner && strcmp(http_keys[i].inner, key) == 0) {
 			_cleanup_free_ char *p = cfg_path_join(path, key);
 			if (!json_object_is_type(val, json_type_string))
-				return err_set(ctx->err, -EINVAL, "%s: expected a string, got %s", p,
-					       cfg_json_type_name(val));
+				return err_set(ctx->err, -EINVAL, "%s: expected a string, got %s",
+					       p, cfg_json_type_name(val));
 			return http_leaf_set(f, http_keys[i].kind, json_object_get_string(val), p,
 					     ctx->err);
 		}
@@ -532,15 +545,18 @@ static int http_filter_parse(struct cfg_ctx *ctx, json_object *v, void *field, c
 			const char *s = cfg_suggest(key, known, ARRAY_SIZE(known));
 			return err_set(ctx->err, -EINVAL,
 				       s ? "%s: unknown field, did you mean \"%s\"?"
-					 : "%s: unknown field, expected one of: header_filter, path_filter, "
-					   "method_filter, header_filter_jq, body_filter, all_of, any_of, ports%s",
+					 : "%s: unknown field, expected one of: header_filter, "
+					   "path_filter, "
+					   "method_filter, header_filter_jq, body_filter, all_of, "
+					   "any_of, ports%s",
 				       p, s ? s : "");
 		}
 		if (json_object_is_type(val, json_type_null))
 			continue;
 		if (kind_key)
 			return err_set(ctx->err, -EINVAL,
-				       "%s: only one of \"%s\" and \"%s\" may be set (combine filters with all_of/any_of)",
+				       "%s: only one of \"%s\" and \"%s\" may be set (combine "
+				       "filters with all_of/any_of)",
 				       p, kind_key, key);
 		kind_key = key;
 		switch (http_keys[i].kind) {
@@ -551,8 +567,9 @@ static int http_filter_parse(struct cfg_ctx *ctx, json_object *v, void *field, c
 		case CFG_HTTP_ANY_OF: {
 			size_t n;
 			if (!json_object_is_type(val, json_type_array))
-				return err_set(ctx->err, -EINVAL, "%s: expected a list of filters, got %s",
-					       p, cfg_json_type_name(val));
+				return err_set(ctx->err, -EINVAL,
+					       "%s: expected a list of filters, got %s", p,
+					       cfg_json_type_name(val));
 			n = json_object_array_length(val);
 			if (n == 0)
 				return err_set(ctx->err, -EINVAL,
@@ -571,8 +588,8 @@ static int http_filter_parse(struct cfg_ctx *ctx, json_object *v, void *field, c
 		}
 		default:
 			if (!json_object_is_type(val, json_type_string))
-				return err_set(ctx->err, -EINVAL, "%s: expected a string, got %s", p,
-					       cfg_json_type_name(val));
+				return err_set(ctx->err, -EINVAL, "%s: expected a string, got %s",
+					       p, cfg_json_type_name(val));
 			r = http_leaf_set(f, http_keys[i].kind, json_object_get_string(val), p,
 					  ctx->err);
 			break;
@@ -583,10 +600,10 @@ static int http_filter_parse(struct cfg_ctx *ctx, json_object *v, void *field, c
 	return 0;
 }
 
-int cfg_http_filter_set_env(struct cfg_http_filter *f, enum cfg_http_kind kind,
-			    const char *value, const char *path, struct err *reterr)
+int cfg_http_filter_set_env(struct cfg_http_filter *f, enum cfg_http_kind kind, const char *value,
+			    const char *path, struct err *reterr)
 {
-	struct cfg_http_filter nf = { 0 };
+	struct cfg_http_filter nf = {0};
 	int r = http_leaf_set(&nf, kind, value, path, reterr);
 
 	if (r < 0) {
@@ -648,7 +665,8 @@ static json_object *http_filter_format(const void *field)
 			json_object *b = http_inner_format(f);
 			json_object_object_add(o, http_keys[i].key, b);
 		} else {
-			json_object_object_add(o, http_keys[i].key, json_object_new_string(f->value));
+			json_object_object_add(o, http_keys[i].key,
+					       json_object_new_string(f->value));
 		}
 	}
 	json_object_object_add(o, "ports", ports_format(&f->ports));
@@ -668,11 +686,17 @@ const struct cfg_custom cfg_http_filter_custom = {
 		"{\"description\": \"Steal or mirror only HTTP requests that match: one of "
 		"header_filter, path_filter, method_filter, header_filter_jq, body_filter, all_of, "
 		"any_of (case-insensitive regexes, look-around allowed).\", \"anyOf\": ["
-		"{\"type\": [\"null\", \"boolean\"]}, {\"type\": \"object\", \"additionalProperties\": false, "
-		"\"properties\": {\"header_filter\": {\"type\": \"string\"}, \"path_filter\": {\"type\": \"string\"}, "
-		"\"method_filter\": {\"type\": \"string\"}, \"header_filter_jq\": {\"type\": \"string\"}, "
+		"{\"type\": [\"null\", \"boolean\"]}, {\"type\": \"object\", "
+		"\"additionalProperties\": false, "
+		"\"properties\": {\"header_filter\": {\"type\": \"string\"}, \"path_filter\": "
+		"{\"type\": \"string\"}, "
+		"\"method_filter\": {\"type\": \"string\"}, \"header_filter_jq\": {\"type\": "
+		"\"string\"}, "
 		"\"body_filter\": {\"type\": \"object\"}, "
-		"\"all_of\": {\"type\": \"array\", \"minItems\": 1, \"items\": {\"type\": \"object\"}}, "
-		"\"any_of\": {\"type\": \"array\", \"minItems\": 1, \"items\": {\"type\": \"object\"}}, "
-		"\"ports\": {\"type\": [\"array\", \"null\"], \"items\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 65535}}}}]}",
+		"\"all_of\": {\"type\": \"array\", \"minItems\": 1, \"items\": {\"type\": "
+		"\"object\"}}, "
+		"\"any_of\": {\"type\": \"array\", \"minItems\": 1, \"items\": {\"type\": "
+		"\"object\"}}, "
+		"\"ports\": {\"type\": [\"array\", \"null\"], \"items\": {\"type\": \"integer\", "
+		"\"minimum\": 0, \"maximum\": 65535}}}}]}",
 };

@@ -134,8 +134,8 @@ char *cfg_format_json(const struct cfg *cfg)
 {
 	json_object *o = cfg_table_format(&cfg_root_table, cfg);
 	char *s = xasprintf("%s\n", json_object_to_json_string_ext(
-					   o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-						      JSON_C_TO_STRING_NOSLASHESCAPE));
+					    o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	fold_empty(s);
 	return s;

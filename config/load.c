@@ -24,7 +24,7 @@
 
 static int read_fd(int fd, const char *name, char **ret, size_t *retlen, struct err *reterr)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 
 	for (;;) {
 		void *p = buf_reserve(&b, 65536);
@@ -41,8 +41,8 @@ static int read_fd(int fd, const char *name, char **ret, size_t *retlen, struct 
 		buf_commit(&b, (size_t)n);
 		if (buf_len(&b) > CONFIG_MAX_BYTES) {
 			buf_done(&b);
-			return err_set(reterr, -EFBIG, "%s: configuration larger than %u bytes", name,
-				       CONFIG_MAX_BYTES);
+			return err_set(reterr, -EFBIG, "%s: configuration larger than %u bytes",
+				       name, CONFIG_MAX_BYTES);
 		}
 	}
 	*ret = buf_steal(&b, retlen);
@@ -59,7 +59,8 @@ static int read_file(const char *path, char **ret, size_t *retlen, struct err *r
 		return read_fd(STDIN_FILENO, "(stdin)", ret, retlen, reterr);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return err_set_errno(reterr, -errno, "%s: cannot open the configuration file", path);
+		return err_set_errno(reterr, -errno, "%s: cannot open the configuration file",
+				     path);
 	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
 		return err_set(reterr, -EISDIR, "%s: is a directory, expected a configuration file",
 			       path);
@@ -86,8 +87,8 @@ static int format_of(const char *path, enum format *fmt, struct err *reterr)
 		return err_set(reterr, -ENOTSUP,
 			       "%s: TOML configurations are not supported, use JSON or YAML", path);
 	return err_set(reterr, -EINVAL,
-		       "%s: unknown configuration format \"%s\", expected .json, .yaml or .yml", path,
-		       dot);
+		       "%s: unknown configuration format \"%s\", expected .json, .yaml or .yml",
+		       path, dot);
 }
 
 static void line_col(const char *text, size_t off, unsigned *line, unsigned *col)
@@ -120,8 +121,8 @@ static int json_parse(const char *text, size_t len, const char *name, json_objec
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	if (len > INT_MAX)
 		len = INT_MAX;
-	for (i = 0; i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' ||
-				text[i] == '\r');
+	for (i = 0;
+	     i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r');
 	     i++)
 		;
 	if (i == len) {
@@ -151,7 +152,8 @@ static int json_parse(const char *text, size_t len, const char *name, json_objec
 			line_col(text, i, &line, &col);
 			json_object_put(o);
 			return err_set(reterr, -EINVAL,
-				       "%s:%u:%u: invalid JSON: unexpected text after the end of the document",
+				       "%s:%u:%u: invalid JSON: unexpected text after the end of "
+				       "the document",
 				       name, line, col);
 		}
 	*ret = o;
@@ -196,7 +198,7 @@ static char *git_branch(const struct cfg_source *src)
 
 static char *random_key(void)
 {
-	uint8_t r[3] = { 0 };
+	uint8_t r[3] = {0};
 
 	if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
 		/* No entropy source is no reason to refuse a config; the key
@@ -214,7 +216,8 @@ static const char *tmpl_getenv(void *data, const char *name)
 
 static bool has_template(const char *text, size_t len)
 {
-	return memmem(text, len, "{{", 2) || memmem(text, len, "{%", 2) || memmem(text, len, "{#", 2);
+	return memmem(text, len, "{{", 2) || memmem(text, len, "{%", 2) ||
+	       memmem(text, len, "{#", 2);
 }
 
 static int render_and_parse(const char *text, size_t len, const char *name, enum format fmt,
@@ -277,24 +280,30 @@ static int validate(struct cfg_ctx *ctx)
 			       "feature.network.incoming.ports, give one");
 	if (targetless && in->mode == CFG_INCOMING_STEAL)
 		return err_set(ctx->err, -EINVAL,
-			       "feature.network.incoming.mode: \"steal\" needs a target (the session is targetless)");
+			       "feature.network.incoming.mode: \"steal\" needs a target (the "
+			       "session is targetless)");
 	if (targetless && c->agent.ephemeral)
 		return err_set(ctx->err, -EINVAL,
-			       "agent.ephemeral: an ephemeral agent needs a target (the session is targetless)");
+			       "agent.ephemeral: an ephemeral agent needs a target (the session is "
+			       "targetless)");
 	if (c->connect_tcp && addr_port_check(c->connect_tcp) < 0)
 		return err_set(ctx->err, -EINVAL, "connect_tcp: expected \"IP:PORT\", got \"%s\"",
 			       c->connect_tcp);
 	if (c->agent.ephemeral && c->agent.namespace)
-		cfg_warn(ctx, "agent.namespace: ignored with agent.ephemeral (the agent runs in the target's pod)");
+		cfg_warn(ctx, "agent.namespace: ignored with agent.ephemeral (the agent runs in "
+			      "the target's pod)");
 	for (size_t i = 0; i < in->port_mapping.n; i++)
 		if (in->port_mapping.v[i].local == in->port_mapping.v[i].remote)
-			cfg_warn(ctx, "feature.network.incoming.port_mapping[%zu]: maps port %u to itself",
+			cfg_warn(ctx,
+				 "feature.network.incoming.port_mapping[%zu]: maps port %u to "
+				 "itself",
 				 i, in->port_mapping.v[i].local);
 	if (c->feature.network.outgoing.filter.side == CFG_FILTER_REMOTE &&
 	    !c->feature.network.dns.enabled)
 		cfg_warn(ctx, "feature.network.outgoing.filter: a remote filter with remote DNS "
 			      "disabled matches names by their local addresses");
-	if (!c->feature.network.dns.enabled && c->feature.network.dns.filter.side != CFG_FILTER_NONE)
+	if (!c->feature.network.dns.enabled &&
+	    c->feature.network.dns.filter.side != CFG_FILTER_NONE)
 		cfg_warn(ctx, "feature.network.dns.filter: ignored because DNS is disabled");
 	return 0;
 }
@@ -303,9 +312,9 @@ int cfg_load(const struct cfg_source *src, struct cfg **ret, struct err *reterr)
 {
 	_cleanup_free_ char *text = NULL, *branch = NULL, *env_key = NULL, *discovered = NULL;
 	const char *path = src->path, *name;
-	struct cfg_tmpl_vars vars = { .getenv = tmpl_getenv, .data = (void *)src };
+	struct cfg_tmpl_vars vars = {.getenv = tmpl_getenv, .data = (void *)src};
 	json_object *tree = NULL;
-	struct cfg_ctx ctx = { .err = reterr, .src = src };
+	struct cfg_ctx ctx = {.err = reterr, .src = src};
 	struct cfg *cfg;
 	enum format fmt = FMT_JSON;
 	size_t len = 0;
@@ -317,7 +326,8 @@ int cfg_load(const struct cfg_source *src, struct cfg **ret, struct err *reterr)
 		if (e && *e) {
 			path = e;
 		} else {
-			discovered = xasprintf("%s/.mirrord/mirrord.json", src->cwd ? src->cwd : ".");
+			discovered =
+				xasprintf("%s/.mirrord/mirrord.json", src->cwd ? src->cwd : ".");
 			if (access(discovered, F_OK) == 0)
 				path = discovered + (src->cwd ? 0 : 2);
 		}
@@ -341,7 +351,8 @@ int cfg_load(const struct cfg_source *src, struct cfg **ret, struct err *reterr)
 	if (text && memchr(text, '\0', len)) {
 		unsigned line, col;
 		line_col(text, (size_t)((char *)memchr(text, '\0', len) - text), &line, &col);
-		return err_set(reterr, -EINVAL, "%s:%u:%u: invalid text: NUL byte", name, line, col);
+		return err_set(reterr, -EINVAL, "%s:%u:%u: invalid text: NUL byte", name, line,
+			       col);
 	}
 
 	if (text) {

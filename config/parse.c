@@ -121,8 +121,9 @@ int cfg_strv_parse(struct cfg_ctx *ctx, json_object *v, bool semi, struct cfg_st
 		return 0;
 	}
 	if (!json_object_is_type(v, json_type_array))
-		return err_set(ctx->err, -EINVAL, "%s: expected a string or a list of strings, got %s",
-			       path, cfg_json_type_name(v));
+		return err_set(ctx->err, -EINVAL,
+			       "%s: expected a string or a list of strings, got %s", path,
+			       cfg_json_type_name(v));
 	for (size_t i = 0; i < json_object_array_length(v); i++) {
 		json_object *e = json_object_array_get_idx(v, i);
 		if (!json_object_is_type(e, json_type_string))
@@ -223,9 +224,10 @@ static int pairs_parse(struct cfg_ctx *ctx, json_object *v, struct cfg_port_pair
 		int r;
 
 		if (!json_object_is_type(e, json_type_array) || json_object_array_length(e) != 2)
-			return err_set(ctx->err, -EINVAL,
-				       "%s[%zu]: expected a pair [local, remote] of port numbers, got %s",
-				       path, i, cfg_json_type_name(e));
+			return err_set(
+				ctx->err, -EINVAL,
+				"%s[%zu]: expected a pair [local, remote] of port numbers, got %s",
+				path, i, cfg_json_type_name(e));
 		snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
 		r = port_parse(ctx, json_object_array_get_idx(e, 0), &a, sub, 0);
 		if (r >= 0)
@@ -285,9 +287,9 @@ const char *cfg_suggest(const char *key, const char *const *known, size_t n)
 static int unknown_key(struct cfg_ctx *ctx, const struct cfg_table *t, const char *key,
 		       const char *path)
 {
-	const char *names[128] = { 0 };
+	const char *names[128] = {0};
 	const char *s;
-	struct buf b = { 0 };
+	struct buf b = {0};
 	size_t n = MIN(t->n, ARRAY_SIZE(names));
 	_cleanup_free_ char *p = cfg_path_join(path, key);
 	int r;
@@ -399,8 +401,8 @@ static int expect(struct cfg_ctx *ctx, const char *path, const char *what, json_
 		       cfg_json_type_name(v));
 }
 
-static int int_check(struct cfg_ctx *ctx, const struct cfg_field *f, json_object *v,
-		     int64_t *out, const char *path)
+static int int_check(struct cfg_ctx *ctx, const struct cfg_field *f, json_object *v, int64_t *out,
+		     const char *path)
 {
 	int64_t n;
 
@@ -417,7 +419,7 @@ static int int_check(struct cfg_ctx *ctx, const struct cfg_field *f, json_object
 static int enum_parse(struct cfg_ctx *ctx, const struct cfg_field *f, json_object *v, int *out,
 		      const char *path)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 	const char *s;
 	int r;
 
@@ -455,8 +457,8 @@ static int mapping_parse(struct cfg_ctx *ctx, const struct cfg_field *f, json_ob
 		_cleanup_free_ char *p = cfg_path_join(path, key);
 		if (!json_object_is_type(val, json_type_string))
 			return expect(ctx, p, "a string", val);
-		int r = cfg_mapping_add(m, key, json_object_get_string(val),
-					f->flags & FL_CASELESS, p, ctx->err);
+		int r = cfg_mapping_add(m, key, json_object_get_string(val), f->flags & FL_CASELESS,
+					p, ctx->err);
 		if (r < 0)
 			return r;
 	}
@@ -515,7 +517,7 @@ int cfg_value_parse(struct cfg_ctx *ctx, const struct cfg_field *f, json_object 
 	case CK_STRLIST:
 		return cfg_strv_parse(ctx, v, f->flags & FL_SEMI, p, path);
 	case CK_PATTERNS: {
-		struct cfg_strv sv = { 0 };
+		struct cfg_strv sv = {0};
 		r = cfg_strv_parse(ctx, v, f->flags & FL_SEMI, &sv, path);
 		if (r >= 0)
 			r = cfg_patterns_set(p, &sv, f->flags & FL_CASELESS, path, ctx->err);

@@ -24,8 +24,9 @@ int cfg_regex_new(const char *src, bool caseless, struct cfg_regex **ret, const 
 	if (!re) {
 		PCRE2_UCHAR msg[256];
 		pcre2_get_error_message(code, msg, sizeof(msg));
-		return err_set(reterr, -EINVAL, "%s: invalid regular expression \"%s\": %s at offset %zu",
-			       path, src, (char *)msg, (size_t)off);
+		return err_set(reterr, -EINVAL,
+			       "%s: invalid regular expression \"%s\": %s at offset %zu", path, src,
+			       (char *)msg, (size_t)off);
 	}
 	/* JIT is an optimisation: without it (no JIT support, or W^X memory
 	 * denied) the interpreter gives the same answers. */
@@ -155,8 +156,8 @@ void cfg_mapping_done(struct cfg_mapping *m)
 	memset(m, 0, sizeof(*m));
 }
 
-int cfg_mapping_add(struct cfg_mapping *m, const char *pattern, const char *replace,
-		    bool caseless, const char *path, struct err *reterr)
+int cfg_mapping_add(struct cfg_mapping *m, const char *pattern, const char *replace, bool caseless,
+		    const char *path, struct err *reterr)
 {
 	struct cfg_regex *re;
 	int r = cfg_regex_new(pattern, caseless, &re, path, reterr);
@@ -214,7 +215,7 @@ int cfg_mapping_apply(const struct cfg_mapping *m, const char *path, char **ret)
 	for (size_t i = 0; i < m->n; i++) {
 		pcre2_match_data *md = pcre2_match_data_create_from_pattern(m->re[i]->code, NULL);
 		PCRE2_SIZE *ov;
-		struct buf b = { 0 };
+		struct buf b = {0};
 		const char *r;
 
 		if (!md)

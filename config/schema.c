@@ -13,37 +13,84 @@
 #define W_OPERATOR "it needs the mirrord operator (mirrord for Teams), which podenv does not use"
 #define W_MACOS "it applies to macOS only"
 #define W_LAYER                                                                                    \
-	"it tunes mirrord's LD_PRELOAD layer; podenv works at the kernel boundary and needs no such knob"
+	"it tunes mirrord's LD_PRELOAD layer; podenv works at the kernel boundary and needs no "   \
+	"such knob"
 #define W_TREE                                                                                     \
 	"podenv runs the whole process tree in one sandbox, so single processes cannot be skipped"
 
 #define OFF(n) offsetof(S, n)
-#define BOOL(n, d, ...) { .name = #n, .kind = CK_BOOL, .off = OFF(n), .def = (d), __VA_ARGS__ }
-#define OPTBOOL(n, ...) { .name = #n, .kind = CK_OPTBOOL, .off = OFF(n), __VA_ARGS__ }
+#define BOOL(n, d, ...)                                                                            \
+	{                                                                                          \
+		.name = #n, .kind = CK_BOOL, .off = OFF(n), .def = (d), __VA_ARGS__                \
+	}
+#define OPTBOOL(n, ...)                                                                            \
+	{                                                                                          \
+		.name = #n, .kind = CK_OPTBOOL, .off = OFF(n), __VA_ARGS__                         \
+	}
 #define INT(n, d, lo, hi, ...)                                                                     \
-	{ .name = #n, .kind = CK_INT, .off = OFF(n), .def = (d), .min = (lo), .max = (hi), __VA_ARGS__ }
+	{                                                                                          \
+		.name = #n, .kind = CK_INT, .off = OFF(n), .def = (d), .min = (lo), .max = (hi),   \
+		__VA_ARGS__                                                                        \
+	}
 #define OPTINT(n, lo, hi, ...)                                                                     \
-	{ .name = #n, .kind = CK_OPTINT, .off = OFF(n), .min = (lo), .max = (hi), __VA_ARGS__ }
-#define STR(n, d, ...) { .name = #n, .kind = CK_STR, .off = OFF(n), .def_str = (d), __VA_ARGS__ }
+	{                                                                                          \
+		.name = #n, .kind = CK_OPTINT, .off = OFF(n), .min = (lo), .max = (hi),            \
+		__VA_ARGS__                                                                        \
+	}
+#define STR(n, d, ...)                                                                             \
+	{                                                                                          \
+		.name = #n, .kind = CK_STR, .off = OFF(n), .def_str = (d), __VA_ARGS__             \
+	}
 #define STRLIST(n, fl, d, ...)                                                                     \
-	{ .name = #n, .kind = CK_STRLIST, .off = OFF(n), .flags = (fl), .def_str = (d), __VA_ARGS__ }
+	{                                                                                          \
+		.name = #n, .kind = CK_STRLIST, .off = OFF(n), .flags = (fl), .def_str = (d),      \
+		__VA_ARGS__                                                                        \
+	}
 #define PATTERNS(n, fl, ...)                                                                       \
-	{ .name = #n, .kind = CK_PATTERNS, .off = OFF(n), .flags = (fl), __VA_ARGS__ }
-#define STRMAP(n, ...) { .name = #n, .kind = CK_STRMAP, .off = OFF(n), __VA_ARGS__ }
-#define MAPPING(n, fl, ...) { .name = #n, .kind = CK_MAPPING, .off = OFF(n), .flags = (fl), __VA_ARGS__ }
+	{                                                                                          \
+		.name = #n, .kind = CK_PATTERNS, .off = OFF(n), .flags = (fl), __VA_ARGS__         \
+	}
+#define STRMAP(n, ...)                                                                             \
+	{                                                                                          \
+		.name = #n, .kind = CK_STRMAP, .off = OFF(n), __VA_ARGS__                          \
+	}
+#define MAPPING(n, fl, ...)                                                                        \
+	{                                                                                          \
+		.name = #n, .kind = CK_MAPPING, .off = OFF(n), .flags = (fl), __VA_ARGS__          \
+	}
 #define ENUM(n, nm, d, ...)                                                                        \
-	{ .name = #n, .kind = CK_ENUM, .off = OFF(n), .names = (nm), .def = (d), __VA_ARGS__ }
-#define PORTS(n, ...) { .name = #n, .kind = CK_PORTS, .off = OFF(n), __VA_ARGS__ }
-#define PAIRS(n, ...) { .name = #n, .kind = CK_PAIRS, .off = OFF(n), __VA_ARGS__ }
+	{                                                                                          \
+		.name = #n, .kind = CK_ENUM, .off = OFF(n), .names = (nm), .def = (d), __VA_ARGS__ \
+	}
+#define PORTS(n, ...)                                                                              \
+	{                                                                                          \
+		.name = #n, .kind = CK_PORTS, .off = OFF(n), __VA_ARGS__                           \
+	}
+#define PAIRS(n, ...)                                                                              \
+	{                                                                                          \
+		.name = #n, .kind = CK_PAIRS, .off = OFF(n), __VA_ARGS__                           \
+	}
 #define JSON(n, fl, d, ...)                                                                        \
-	{ .name = #n, .kind = CK_JSON, .off = OFF(n), .flags = (fl), .def_str = (d), __VA_ARGS__ }
-#define OBJECT(n, t, ...) { .name = #n, .kind = CK_OBJECT, .off = OFF(n), .sub = &(t), __VA_ARGS__ }
-#define CUSTOM(n, c, ...) { .name = #n, .kind = CK_CUSTOM, .off = OFF(n), .custom = &(c), __VA_ARGS__ }
-#define TABLE(arr, ...) { .fields = (arr), .n = ARRAY_SIZE(arr), __VA_ARGS__ }
+	{                                                                                          \
+		.name = #n, .kind = CK_JSON, .off = OFF(n), .flags = (fl), .def_str = (d),         \
+		__VA_ARGS__                                                                        \
+	}
+#define OBJECT(n, t, ...)                                                                          \
+	{                                                                                          \
+		.name = #n, .kind = CK_OBJECT, .off = OFF(n), .sub = &(t), __VA_ARGS__             \
+	}
+#define CUSTOM(n, c, ...)                                                                          \
+	{                                                                                          \
+		.name = #n, .kind = CK_CUSTOM, .off = OFF(n), .custom = &(c), __VA_ARGS__          \
+	}
+#define TABLE(arr, ...)                                                                            \
+	{                                                                                          \
+		.fields = (arr), .n = ARRAY_SIZE(arr), __VA_ARGS__                                 \
+	}
 
-static const char *const fs_modes[] = { "local", "localwithoverrides", "read", "write", NULL };
-static const char *const incoming_modes[] = { "off", "mirror", "steal", NULL };
-static const char *const concurrent_steal[] = { "abort", "continue", "override", NULL };
+static const char *const fs_modes[] = {"local", "localwithoverrides", "read", "write", NULL};
+static const char *const incoming_modes[] = {"off", "mirror", "steal", NULL};
+static const char *const concurrent_steal[] = {"abort", "continue", "override", NULL};
 
 const char *cfg_fs_mode_name(enum cfg_fs_mode m)
 {
@@ -86,12 +133,14 @@ static const struct cfg_field agent_fields[] = {
 	INT(communication_timeout, 30, 0, INT32_MAX),
 	INT(startup_timeout, 60, 0, INT32_MAX),
 	STR(network_interface, NULL,
-	    .ignored = "podenv's agent mirrors by redirecting the port, not by capturing an interface"),
+	    .ignored = "podenv's agent mirrors by redirecting the port, not by capturing an "
+		       "interface"),
 	BOOL(flush_connections, true),
 	STRLIST(disabled_capabilities, 0, NULL),
 	JSON(tolerations, FL_ARRAY, "[{\"operator\":\"Exists\"}]"),
 	JSON(resources, FL_OBJECT,
-	     "{\"requests\":{\"cpu\":\"1m\",\"memory\":\"1Mi\"},\"limits\":{\"cpu\":\"100m\",\"memory\":\"100Mi\"}}"),
+	     "{\"requests\":{\"cpu\":\"1m\",\"memory\":\"1Mi\"},\"limits\":{\"cpu\":\"100m\","
+	     "\"memory\":\"100Mi\"}}"),
 	BOOL(check_out_of_pods, true),
 	BOOL(privileged, false),
 	BOOL(external_ip_fix, true),
@@ -139,8 +188,8 @@ static int env_short(struct cfg_ctx *ctx, json_object *v, void *base, const char
 	struct cfg_env *e = base;
 
 	if (!json_object_is_type(v, json_type_boolean))
-		return err_set(ctx->err, -EINVAL, "%s: expected a boolean or an object, got %s", path,
-			       cfg_json_type_name(v));
+		return err_set(ctx->err, -EINVAL, "%s: expected a boolean or an object, got %s",
+			       path, cfg_json_type_name(v));
 	if (!json_object_get_boolean(v)) {
 		/* mirrord's disabled env: fetch nothing. */
 		cfg_strv_done(&e->include);
@@ -183,7 +232,8 @@ static int fs_short(struct cfg_ctx *ctx, json_object *v, void *base, const char 
 	}
 	if (json_object_is_type(v, json_type_string))
 		return err_set(ctx->err, -EINVAL,
-			       "%s: expected one of \"local\", \"localwithoverrides\", \"read\", \"write\", got \"%s\"",
+			       "%s: expected one of \"local\", \"localwithoverrides\", \"read\", "
+			       "\"write\", got \"%s\"",
 			       path, json_object_get_string(v));
 	return err_set(ctx->err, -EINVAL,
 		       "%s: expected a boolean, a mode string or an object, got %s", path,
@@ -196,7 +246,8 @@ static int fs_check(struct cfg_ctx *ctx, void *base, const char *path)
 
 	if (fs->readonly_file_buffer > 1024 * 1024)
 		cfg_warn(ctx,
-			 "%s.readonly_file_buffer: %lld bytes is above 1 MiB; large remote reads may time out",
+			 "%s.readonly_file_buffer: %lld bytes is above 1 MiB; large remote reads "
+			 "may time out",
 			 path, (long long)fs->readonly_file_buffer);
 	return 0;
 }
@@ -212,10 +263,10 @@ static const struct cfg_field fs_fields[] = {
 	INT(readonly_file_buffer, 128000, 0, 15 * 1024 * 1024),
 };
 #undef S
-static const struct cfg_table fs_table =
-	TABLE(fs_fields, .shortform = fs_short, .check = fs_check,
-	      .short_schema = "[{\"type\": \"boolean\"}, {\"enum\": [\"local\", \"localwithoverrides\", "
-			      "\"read\", \"write\"]}]");
+static const struct cfg_table fs_table = TABLE(
+	fs_fields, .shortform = fs_short, .check = fs_check,
+	.short_schema = "[{\"type\": \"boolean\"}, {\"enum\": [\"local\", \"localwithoverrides\", "
+			"\"read\", \"write\"]}]");
 
 /* --- feature.network -------------------------------------------------------------- */
 
@@ -235,8 +286,8 @@ static int incoming_short(struct cfg_ctx *ctx, json_object *v, void *base, const
 	}
 	if (json_object_is_type(v, json_type_string))
 		return err_set(ctx->err, -EINVAL,
-			       "%s: expected one of \"off\", \"mirror\", \"steal\", got \"%s\"", path,
-			       json_object_get_string(v));
+			       "%s: expected one of \"off\", \"mirror\", \"steal\", got \"%s\"",
+			       path, json_object_get_string(v));
 	return err_set(ctx->err, -EINVAL,
 		       "%s: expected a boolean, a mode string or an object, got %s", path,
 		       cfg_json_type_name(v));
@@ -256,17 +307,17 @@ static const struct cfg_field incoming_fields[] = {
 	JSON(https_delivery, FL_OBJECT, NULL, .ignored = W_OPERATOR),
 };
 #undef S
-static const struct cfg_table incoming_table =
-	TABLE(incoming_fields, .shortform = incoming_short,
-	      .short_schema = "[{\"type\": \"boolean\"}, {\"enum\": [\"off\", \"mirror\", \"steal\"]}]");
+static const struct cfg_table incoming_table = TABLE(
+	incoming_fields, .shortform = incoming_short,
+	.short_schema = "[{\"type\": \"boolean\"}, {\"enum\": [\"off\", \"mirror\", \"steal\"]}]");
 
 static int outgoing_short(struct cfg_ctx *ctx, json_object *v, void *base, const char *path)
 {
 	struct cfg_outgoing *o = base;
 
 	if (!json_object_is_type(v, json_type_boolean))
-		return err_set(ctx->err, -EINVAL, "%s: expected a boolean or an object, got %s", path,
-			       cfg_json_type_name(v));
+		return err_set(ctx->err, -EINVAL, "%s: expected a boolean or an object, got %s",
+			       path, cfg_json_type_name(v));
 	o->tcp = o->udp = json_object_get_boolean(v);
 	return 0;
 }
@@ -280,16 +331,16 @@ static const struct cfg_field outgoing_fields[] = {
 	PATTERNS(unix_streams, 0),
 };
 #undef S
-static const struct cfg_table outgoing_table = TABLE(
-	outgoing_fields, .shortform = outgoing_short, .short_schema = "[{\"type\": \"boolean\"}]");
+static const struct cfg_table outgoing_table = TABLE(outgoing_fields, .shortform = outgoing_short,
+						     .short_schema = "[{\"type\": \"boolean\"}]");
 
 static int dns_short(struct cfg_ctx *ctx, json_object *v, void *base, const char *path)
 {
 	struct cfg_dns *d = base;
 
 	if (!json_object_is_type(v, json_type_boolean))
-		return err_set(ctx->err, -EINVAL, "%s: expected a boolean or an object, got %s", path,
-			       cfg_json_type_name(v));
+		return err_set(ctx->err, -EINVAL, "%s: expected a boolean or an object, got %s",
+			       path, cfg_json_type_name(v));
 	d->enabled = json_object_get_boolean(v);
 	return 0;
 }
@@ -308,8 +359,8 @@ static int network_short(struct cfg_ctx *ctx, json_object *v, void *base, const 
 	struct cfg_network *n = base;
 
 	if (!json_object_is_type(v, json_type_boolean))
-		return err_set(ctx->err, -EINVAL, "%s: expected a boolean or an object, got %s", path,
-			       cfg_json_type_name(v));
+		return err_set(ctx->err, -EINVAL, "%s: expected a boolean or an object, got %s",
+			       path, cfg_json_type_name(v));
 	if (!json_object_get_boolean(v)) {
 		n->incoming.mode = CFG_INCOMING_OFF;
 		n->outgoing.tcp = n->outgoing.udp = false;
@@ -326,8 +377,8 @@ static const struct cfg_field network_fields[] = {
 	BOOL(ipv6, true),
 };
 #undef S
-static const struct cfg_table network_table =
-	TABLE(network_fields, .shortform = network_short, .short_schema = "[{\"type\": \"boolean\"}]");
+static const struct cfg_table network_table = TABLE(network_fields, .shortform = network_short,
+						    .short_schema = "[{\"type\": \"boolean\"}]");
 
 /* --- feature (rest) ---------------------------------------------------------------- */
 
@@ -336,8 +387,8 @@ static int copy_target_short(struct cfg_ctx *ctx, json_object *v, void *base, co
 	struct cfg_copy_target *c = base;
 
 	if (!json_object_is_type(v, json_type_boolean))
-		return err_set(ctx->err, -EINVAL, "%s: expected a boolean or an object, got %s", path,
-			       cfg_json_type_name(v));
+		return err_set(ctx->err, -EINVAL, "%s: expected a boolean or an object, got %s",
+			       path, cfg_json_type_name(v));
 	c->enabled = json_object_get_boolean(v);
 	return 0;
 }
@@ -358,8 +409,9 @@ static const struct cfg_table copy_target_table =
 static const struct cfg_field magic_fields[] = {
 	BOOL(aws, true),
 	BOOL(auto_mount, true),
-	BOOL(turbo, true, .ignored = "it sets ignore_localhost for Next.js processes only, which "
-				     "podenv cannot single out in its sandbox"),
+	BOOL(turbo, true,
+	     .ignored = "it sets ignore_localhost for Next.js processes only, which "
+			"podenv cannot single out in its sandbox"),
 };
 #undef S
 static const struct cfg_table magic_table = TABLE(magic_fields);
@@ -475,8 +527,8 @@ static const struct cfg_table ci_table = TABLE(ci_fields);
 
 #define S struct cfg
 static const struct cfg_field root_fields[] = {
-	OPTBOOL(accept_invalid_certificates,
-		.desc = "Accept invalid TLS certificates from the API server; unset: the kubeconfig's."),
+	OPTBOOL(accept_invalid_certificates, .desc = "Accept invalid TLS certificates from the API "
+						     "server; unset: the kubeconfig's."),
 	STRLIST(skip_processes, FL_SEMI, NULL, .ignored = W_TREE),
 	BOOL(skip_build_tools, true, .ignored = W_TREE),
 	STRLIST(skip_extra_build_tools, FL_SEMI, NULL, .ignored = W_TREE),
@@ -510,7 +562,8 @@ static const struct cfg_field root_fields[] = {
 #undef S
 const struct cfg_table cfg_root_table = TABLE(root_fields);
 
-/* --- JSON Schema --------------------------------------------------------------------------------- */
+/* --- JSON Schema ---------------------------------------------------------------------------------
+ */
 
 static json_object *parse_json(const char *s)
 {
@@ -562,7 +615,8 @@ static json_object *field_schema(const struct cfg_field *f)
 		break;
 	case CK_STRMAP:
 	case CK_MAPPING:
-		o = parse_json("{\"type\": [\"object\", \"null\"], \"additionalProperties\": {\"type\": \"string\"}}");
+		o = parse_json("{\"type\": [\"object\", \"null\"], \"additionalProperties\": "
+			       "{\"type\": \"string\"}}");
 		break;
 	case CK_ENUM: {
 		json_object *e = json_object_new_array();
@@ -574,13 +628,15 @@ static json_object *field_schema(const struct cfg_field *f)
 		break;
 	}
 	case CK_PORTS:
-		o = parse_json("{\"type\": [\"array\", \"null\"], \"items\": {\"type\": \"integer\", "
-			       "\"minimum\": 0, \"maximum\": 65535}}");
+		o = parse_json(
+			"{\"type\": [\"array\", \"null\"], \"items\": {\"type\": \"integer\", "
+			"\"minimum\": 0, \"maximum\": 65535}}");
 		break;
 	case CK_PAIRS:
-		o = parse_json("{\"type\": [\"array\", \"null\"], \"items\": {\"type\": \"array\", "
-			       "\"minItems\": 2, \"maxItems\": 2, \"items\": {\"type\": \"integer\", "
-			       "\"minimum\": 0, \"maximum\": 65535}}}");
+		o = parse_json(
+			"{\"type\": [\"array\", \"null\"], \"items\": {\"type\": \"array\", "
+			"\"minItems\": 2, \"maxItems\": 2, \"items\": {\"type\": \"integer\", "
+			"\"minimum\": 0, \"maximum\": 65535}}}");
 		break;
 	case CK_JSON:
 		o = parse_json(f->flags & FL_ARRAY    ? "{\"type\": [\"array\", \"null\"]}"
@@ -628,15 +684,18 @@ static json_object *table_schema(const struct cfg_table *t)
 
 char *cfg_schema_json(void)
 {
-	json_object *o = table_schema(&cfg_root_table);
+	json_object *t = table_schema(&cfg_root_table), *o = json_object_new_object();
 	char *s;
 
 	json_object_object_add(o, "$schema",
 			       json_object_new_string("http://json-schema.org/draft-07/schema#"));
-	json_object_object_add(o, "title", json_object_new_string("podenv / mirrord configuration"));
-	s = xasprintf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-									JSON_C_TO_STRING_SPACED |
-									JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_object_add(o, "title",
+			       json_object_new_string("podenv / mirrord configuration"));
+	json_object_object_foreach(t, k, v) json_object_object_add(o, k, json_object_get(v));
+	json_object_put(t);
+	s = xasprintf("%s\n", json_object_to_json_string_ext(
+				      o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						 JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return s;
 }

@@ -12,8 +12,8 @@
 #include "config/config_int.h"
 
 #define TARGET_EXPECT                                                                              \
-	"\"targetless\", \"<type>/<name>[/container/<container>]\" (type: pod, deployment, "      \
-	"rollout, job, cronjob, statefulset, service, replicaset), \"label/<k>=<v>[,…]\", "       \
+	"\"targetless\", \"<type>/<name>[/container/<container>]\" (type: pod, deployment, "       \
+	"rollout, job, cronjob, statefulset, service, replicaset), \"label/<k>=<v>[,…]\", "      \
 	"\"container/<name>\", \"containername/<name>\" or \"pid/<PID>\""
 
 static const struct {
@@ -21,19 +21,19 @@ static const struct {
 	const char *obj_key; /* key in the object form of target.path */
 	enum cfg_target_kind kind;
 } kinds[] = {
-	{ "pod", "pod", CFG_TARGET_POD },
-	{ "deployment", "deployment", CFG_TARGET_DEPLOYMENT },
-	{ "deploy", NULL, CFG_TARGET_DEPLOYMENT },
-	{ "rollout", "rollout", CFG_TARGET_ROLLOUT },
-	{ "job", "job", CFG_TARGET_JOB },
-	{ "cronjob", "cron_job", CFG_TARGET_CRONJOB },
-	{ "statefulset", "stateful_set", CFG_TARGET_STATEFULSET },
-	{ "service", "service", CFG_TARGET_SERVICE },
-	{ "replicaset", "replica_set", CFG_TARGET_REPLICASET },
-	{ "label", "labels", CFG_TARGET_LABEL },
-	{ "container", NULL, CFG_TARGET_CONTAINER },
-	{ "containername", NULL, CFG_TARGET_CONTAINERNAME },
-	{ "pid", "pid", CFG_TARGET_PID },
+	{"pod", "pod", CFG_TARGET_POD},
+	{"deployment", "deployment", CFG_TARGET_DEPLOYMENT},
+	{"deploy", NULL, CFG_TARGET_DEPLOYMENT},
+	{"rollout", "rollout", CFG_TARGET_ROLLOUT},
+	{"job", "job", CFG_TARGET_JOB},
+	{"cronjob", "cron_job", CFG_TARGET_CRONJOB},
+	{"statefulset", "stateful_set", CFG_TARGET_STATEFULSET},
+	{"service", "service", CFG_TARGET_SERVICE},
+	{"replicaset", "replica_set", CFG_TARGET_REPLICASET},
+	{"label", "labels", CFG_TARGET_LABEL},
+	{"container", NULL, CFG_TARGET_CONTAINER},
+	{"containername", NULL, CFG_TARGET_CONTAINERNAME},
+	{"pid", "pid", CFG_TARGET_PID},
 };
 
 const char *cfg_target_kind_name(enum cfg_target_kind k)
@@ -97,11 +97,10 @@ static int labels_parse(const char *s, size_t n, struct cfg_strmap *out)
 }
 
 /* Keeps t->namespace; replaces the path part. */
-int cfg_target_parse_str(const char *s, struct cfg_target *t, const char *path,
-			 struct err *reterr)
+int cfg_target_parse_str(const char *s, struct cfg_target *t, const char *path, struct err *reterr)
 {
 	const char *slash = strchr(s, '/'), *rest, *sub;
-	struct cfg_target nt = { 0 };
+	struct cfg_target nt = {0};
 	size_t wlen, nlen;
 	size_t i;
 
@@ -131,7 +130,8 @@ int cfg_target_parse_str(const char *s, struct cfg_target *t, const char *path,
 	if (nt.kind == CFG_TARGET_PID) {
 		if (pid_parse(rest, &nt.pid) < 0) {
 			cfg_target_done(&nt);
-			return err_set(reterr, -EINVAL, "%s: expected \"pid/<PID>\" with a positive PID, got \"%s\"",
+			return err_set(reterr, -EINVAL,
+				       "%s: expected \"pid/<PID>\" with a positive PID, got \"%s\"",
 				       path, s);
 		}
 	} else if (nt.kind == CFG_TARGET_LABEL) {
@@ -154,7 +154,7 @@ bad:
 static int path_object_parse(struct cfg_ctx *ctx, json_object *v, struct cfg_target *t,
 			     const char *path)
 {
-	struct cfg_target nt = { 0 };
+	struct cfg_target nt = {0};
 	const char *known[ARRAY_SIZE(kinds) + 1];
 	size_t nknown = 0;
 	int r = 0;
@@ -185,7 +185,8 @@ static int path_object_parse(struct cfg_ctx *ctx, json_object *v, struct cfg_tar
 			const char *s = cfg_suggest(key, known, nknown);
 			r = err_set(ctx->err, -EINVAL,
 				    s ? "%s: unknown field, did you mean \"%s\"?"
-				      : "%s: unknown field, expected a target type (pod, deployment, …)%s",
+				      : "%s: unknown field, expected a target type (pod, "
+					"deployment, …)%s",
 				    p, s ? s : "");
 			goto out;
 		}
@@ -198,23 +199,27 @@ static int path_object_parse(struct cfg_ctx *ctx, json_object *v, struct cfg_tar
 			if (!json_object_is_type(val, json_type_object) ||
 			    json_object_object_length(val) == 0) {
 				r = err_set(ctx->err, -EINVAL,
-					    "%s: expected a non-empty object of label selectors, got %s",
+					    "%s: expected a non-empty object of label selectors, "
+					    "got %s",
 					    p, cfg_json_type_name(val));
 				goto out;
 			}
 			json_object_object_foreach(val, lk, lv)
 			{
 				if (!json_object_is_type(lv, json_type_string)) {
-					r = err_set(ctx->err, -EINVAL, "%s.%s: expected a string, got %s",
-						    p, lk, cfg_json_type_name(lv));
+					r = err_set(ctx->err, -EINVAL,
+						    "%s.%s: expected a string, got %s", p, lk,
+						    cfg_json_type_name(lv));
 					goto out;
 				}
 				cfg_strmap_push(&nt.labels, lk, json_object_get_string(lv));
 			}
 		} else if (nt.kind == CFG_TARGET_PID) {
 			if (!json_object_is_type(val, json_type_int) ||
-			    json_object_get_int64(val) <= 0 || json_object_get_int64(val) > 0x3fffffff) {
-				r = err_set(ctx->err, -EINVAL, "%s: expected a positive PID, got %s", p,
+			    json_object_get_int64(val) <= 0 ||
+			    json_object_get_int64(val) > 0x3fffffff) {
+				r = err_set(ctx->err, -EINVAL,
+					    "%s: expected a positive PID, got %s", p,
 					    cfg_json_type_name(val));
 				goto out;
 			}
@@ -222,8 +227,8 @@ static int path_object_parse(struct cfg_ctx *ctx, json_object *v, struct cfg_tar
 		} else {
 			const char *s = json_object_get_string(val);
 			if (!json_object_is_type(val, json_type_string) || !name_ok(s, strlen(s))) {
-				r = err_set(ctx->err, -EINVAL, "%s: expected a %s name, got %s", p, key,
-					    cfg_json_type_name(val));
+				r = err_set(ctx->err, -EINVAL, "%s: expected a %s name, got %s", p,
+					    key, cfg_json_type_name(val));
 				goto out;
 			}
 			nt.name = xstrdup(s);
@@ -260,7 +265,7 @@ static int path_parse(struct cfg_ctx *ctx, json_object *v, struct cfg_target *t,
 static int target_parse(struct cfg_ctx *ctx, json_object *v, void *field, const char *path)
 {
 	struct cfg_target *t = field;
-	static const char *const known[] = { "path", "namespace" };
+	static const char *const known[] = {"path", "namespace"};
 
 	if (!json_object_is_type(v, json_type_object))
 		return path_parse(ctx, v, t, path);
@@ -278,8 +283,8 @@ static int target_parse(struct cfg_ctx *ctx, json_object *v, void *field, const 
 				continue;
 			}
 			if (!json_object_is_type(val, json_type_string))
-				return err_set(ctx->err, -EINVAL, "%s: expected a string, got %s", p,
-					       cfg_json_type_name(val));
+				return err_set(ctx->err, -EINVAL, "%s: expected a string, got %s",
+					       p, cfg_json_type_name(val));
 			free(t->namespace);
 			t->namespace = xstrdup(json_object_get_string(val));
 			r = 0;
@@ -298,7 +303,7 @@ static int target_parse(struct cfg_ctx *ctx, json_object *v, void *field, const 
 
 char *cfg_target_format(const struct cfg_target *t)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 	char *s;
 
 	switch (t->kind) {
@@ -357,13 +362,15 @@ const struct cfg_custom cfg_target_custom = {
 		  "\\\"targetless\\\", or an object {path, namespace}.\", \"anyOf\": ["
 		  "{\"type\": \"null\"}, {\"type\": \"string\"}, "
 		  "{\"type\": \"object\", \"additionalProperties\": false, \"properties\": {"
-		  "\"path\": {\"anyOf\": [{\"type\": \"null\"}, {\"type\": \"string\"}, {\"type\": \"object\", "
+		  "\"path\": {\"anyOf\": [{\"type\": \"null\"}, {\"type\": \"string\"}, {\"type\": "
+		  "\"object\", "
 		  "\"additionalProperties\": false, \"properties\": {"
 		  "\"pod\": {\"type\": \"string\"}, \"deployment\": {\"type\": \"string\"}, "
 		  "\"rollout\": {\"type\": \"string\"}, \"job\": {\"type\": \"string\"}, "
 		  "\"cron_job\": {\"type\": \"string\"}, \"stateful_set\": {\"type\": \"string\"}, "
 		  "\"service\": {\"type\": \"string\"}, \"replica_set\": {\"type\": \"string\"}, "
-		  "\"labels\": {\"type\": \"object\", \"additionalProperties\": {\"type\": \"string\"}}, "
+		  "\"labels\": {\"type\": \"object\", \"additionalProperties\": {\"type\": "
+		  "\"string\"}}, "
 		  "\"pid\": {\"type\": \"integer\", \"minimum\": 1}, "
 		  "\"container\": {\"type\": \"string\"}}}]}, "
 		  "\"namespace\": {\"type\": [\"string\", \"null\"]}}}]}",
@@ -383,7 +390,8 @@ static int image_parse(struct cfg_ctx *ctx, json_object *v, void *field, const c
 		return 0;
 	if (json_object_is_type(v, json_type_string)) {
 		if (!*json_object_get_string(v))
-			return err_set(ctx->err, -EINVAL, "%s: expected an image name, got \"\"", path);
+			return err_set(ctx->err, -EINVAL, "%s: expected an image name, got \"\"",
+				       path);
 		free(*img);
 		*img = xstrdup(json_object_get_string(v));
 		return 0;
@@ -394,7 +402,7 @@ static int image_parse(struct cfg_ctx *ctx, json_object *v, void *field, const c
 			       path, cfg_json_type_name(v));
 	json_object_object_foreach(v, key, val)
 	{
-		static const char *const known[] = { "registry", "tag" };
+		static const char *const known[] = {"registry", "tag"};
 		_cleanup_free_ char *p = cfg_path_join(path, key);
 		const char **dst;
 
@@ -410,8 +418,8 @@ static int image_parse(struct cfg_ctx *ctx, json_object *v, void *field, const c
 				       p, s ? s : "");
 		}
 		if (!json_object_is_type(val, json_type_string) || !*json_object_get_string(val))
-			return err_set(ctx->err, -EINVAL, "%s: expected a non-empty string, got %s", p,
-				       cfg_json_type_name(val));
+			return err_set(ctx->err, -EINVAL, "%s: expected a non-empty string, got %s",
+				       p, cfg_json_type_name(val));
 		*dst = json_object_get_string(val);
 	}
 	free(*img);
@@ -443,8 +451,10 @@ const struct cfg_custom cfg_image_custom = {
 	.format = image_format,
 	.free = image_free,
 	.init = image_init,
-	.schema = "{\"description\": \"The agent image: \\\"registry:tag\\\" or {registry, tag}.\", "
-		  "\"default\": \"" IMAGE_REGISTRY ":" IMAGE_TAG "\", \"anyOf\": [{\"type\": \"string\"}, "
-		  "{\"type\": \"object\", \"additionalProperties\": false, \"properties\": {"
-		  "\"registry\": {\"type\": \"string\"}, \"tag\": {\"type\": \"string\"}}}]}",
+	.schema =
+		"{\"description\": \"The agent image: \\\"registry:tag\\\" or {registry, tag}.\", "
+		"\"default\": \"" IMAGE_REGISTRY ":" IMAGE_TAG
+		"\", \"anyOf\": [{\"type\": \"string\"}, "
+		"{\"type\": \"object\", \"additionalProperties\": false, \"properties\": {"
+		"\"registry\": {\"type\": \"string\"}, \"tag\": {\"type\": \"string\"}}}]}",
 };

@@ -144,8 +144,8 @@ static int call_args(struct tmpl *t, const char *what, const char *const *names,
 			if (n == strlen(names[i]) && strncmp(t->p, names[i], n) == 0)
 				break;
 		if (n == 0 || i == nnames)
-			return tmpl_error_at(t, at, "unknown argument \"%.*s\" to %s", (int)(n ? n : 1),
-					     at, what);
+			return tmpl_error_at(t, at, "unknown argument \"%.*s\" to %s",
+					     (int)(n ? n : 1), at, what);
 		t->p += n;
 		if (!eat(t, "="))
 			return tmpl_error_at(t, t->p, "expected = after argument %s", names[i]);
@@ -157,15 +157,16 @@ static int call_args(struct tmpl *t, const char *what, const char *const *names,
 		if (eat(t, ")"))
 			return 0;
 		if (!eat(t, ","))
-			return tmpl_error_at(t, t->p, "expected , or ) in the arguments of %s", what);
+			return tmpl_error_at(t, t->p, "expected , or ) in the arguments of %s",
+					     what);
 	}
 }
 
 static int get_env_call(struct tmpl *t, const char *at, struct tval *out)
 {
-	static const char *const names[] = { "name", "default" };
-	struct tval vals[2] = { 0 };
-	bool given[2] = { false, false };
+	static const char *const names[] = {"name", "default"};
+	struct tval vals[2] = {0};
+	bool given[2] = {false, false};
 	const char *v;
 	int r = call_args(t, "get_env", names, vals, given, 2);
 
@@ -212,8 +213,8 @@ static int primary(struct tmpl *t, struct tval *out)
 		t->p = close + 1;
 		return 0;
 	}
-	if (isdigit((unsigned char)*t->p) || (*t->p == '-' && t->p + 1 < t->end &&
-					      isdigit((unsigned char)t->p[1]))) {
+	if (isdigit((unsigned char)*t->p) ||
+	    (*t->p == '-' && t->p + 1 < t->end && isdigit((unsigned char)t->p[1]))) {
 		char *endp;
 		n = 1;
 		while (t->p + n < t->end && (isdigit((unsigned char)t->p[n]) || t->p[n] == '.'))
@@ -248,7 +249,8 @@ static int primary(struct tmpl *t, struct tval *out)
 	if (t->p < t->end && *t->p == '(') {
 		if (n == 7 && strncmp(at, "get_env", 7) == 0)
 			return get_env_call(t, at, out);
-		return tmpl_error_at(t, at, "unsupported function \"%.*s\" (only get_env is supported)",
+		return tmpl_error_at(t, at,
+				     "unsupported function \"%.*s\" (only get_env is supported)",
 				     (int)n, at);
 	}
 	if (n == 3 && strncmp(at, "key", 3) == 0 && t->vars->key) {
@@ -279,8 +281,8 @@ static int filtered(struct tmpl *t, struct tval *out)
 		n = ident_len(t->p, t->end);
 		t->p += n;
 		if (n == 7 && strncmp(at, "default", 7) == 0) {
-			static const char *const names[] = { "value" };
-			struct tval v = { 0 };
+			static const char *const names[] = {"value"};
+			struct tval v = {0};
 			bool given = false;
 			r = call_args(t, "default", names, &v, &given, 1);
 			if (r < 0) {
@@ -303,11 +305,12 @@ static int filtered(struct tmpl *t, struct tval *out)
 			if (out->type == TV_UNDEF)
 				return tmpl_error_at(t, at, "%s", out->s);
 			if (out->type != TV_STR)
-				return tmpl_error_at(t, at, "filter %.*s needs a string", (int)n, at);
+				return tmpl_error_at(t, at, "filter %.*s needs a string", (int)n,
+						     at);
 			if (*at == 'l' || *at == 'u') {
 				for (char *c = out->s; *c; c++)
 					*c = (char)(*at == 'l' ? tolower((unsigned char)*c)
-							      : toupper((unsigned char)*c));
+							       : toupper((unsigned char)*c));
 			} else {
 				char *s = out->s, *e;
 				while (isspace((unsigned char)*s))
@@ -321,7 +324,8 @@ static int filtered(struct tmpl *t, struct tval *out)
 			}
 		} else {
 			return tmpl_error_at(t, at,
-					     "unsupported filter \"%.*s\" (supported: default, lower, upper, trim)",
+					     "unsupported filter \"%.*s\" (supported: default, "
+					     "lower, upper, trim)",
 					     (int)(n ? n : 1), at);
 		}
 	}
@@ -346,7 +350,7 @@ static bool tval_equal(const struct tval *a, const struct tval *b)
 
 static int comparison(struct tmpl *t, struct tval *out)
 {
-	struct tval rhs = { 0 };
+	struct tval rhs = {0};
 	const char *at;
 	bool ne;
 	int r = filtered(t, out);
@@ -402,7 +406,7 @@ static int expr_bin(struct tmpl *t, struct tval *out, bool is_or)
 	int r = is_or ? expr_bin(t, out, false) : expr_not(t, out);
 
 	while (r >= 0) {
-		struct tval rhs = { 0 };
+		struct tval rhs = {0};
 		const char *at;
 		bool b;
 
@@ -440,7 +444,8 @@ static int eval(struct tmpl *t, const char *p, const char *end, struct tval *out
 	r = expr_or(t, out);
 	skip_ws(t);
 	if (r >= 0 && t->p < t->end)
-		r = tmpl_error_at(t, t->p, "unexpected \"%.*s\"", (int)MIN(t->end - t->p, 20), t->p);
+		r = tmpl_error_at(t, t->p, "unexpected \"%.*s\"", (int)MIN(t->end - t->p, 20),
+				  t->p);
 	t->end = saved_end;
 	return r;
 }
@@ -458,10 +463,11 @@ struct frame {
 int cfg_template_render(const char *text, size_t len, const char *name,
 			const struct cfg_tmpl_vars *vars, char **ret, struct err *reterr)
 {
-	struct tmpl t = { .text = text, .end = text + len, .name = name, .vars = vars, .err = reterr };
+	struct tmpl t = {
+		.text = text, .end = text + len, .name = name, .vars = vars, .err = reterr};
 	struct frame stack[MAX_DEPTH];
 	size_t depth = 0;
-	struct buf out = { 0 };
+	struct buf out = {0};
 	const char *p = text, *end = text + len;
 	bool on = true, trim_next = false;
 	int r = 0;
@@ -471,8 +477,8 @@ int cfg_template_render(const char *text, size_t len, const char *name,
 		char kind;
 
 		/* Literal text up to the next tag. */
-		while (open + 1 < end && !(open[0] == '{' && (open[1] == '{' || open[1] == '%' ||
-							      open[1] == '#')))
+		while (open + 1 < end &&
+		       !(open[0] == '{' && (open[1] == '{' || open[1] == '%' || open[1] == '#')))
 			open++;
 		if (open + 1 >= end)
 			open = end;
@@ -524,7 +530,7 @@ int cfg_template_render(const char *text, size_t len, const char *name,
 		if (kind == '#')
 			continue;
 		if (kind == '{') {
-			struct tval v = { 0 };
+			struct tval v = {0};
 			if (!on)
 				continue;
 			r = eval(&t, inner, inner_end, &v);
@@ -545,7 +551,7 @@ int cfg_template_render(const char *text, size_t len, const char *name,
 		{
 			const char *w;
 			size_t n;
-			struct tval v = { 0 };
+			struct tval v = {0};
 
 			t.p = inner;
 			skip_ws(&t);
@@ -556,7 +562,7 @@ int cfg_template_render(const char *text, size_t len, const char *name,
 					r = tmpl_error_at(&t, w, "{%% if %%} nested too deeply");
 					goto fail;
 				}
-				stack[depth] = (struct frame){ .parent_on = on, .at = open };
+				stack[depth] = (struct frame){.parent_on = on, .at = open};
 				if (on) {
 					r = eval(&t, w + n, inner_end, &v);
 					if (r >= 0 && v.type == TV_UNDEF)
@@ -603,21 +609,24 @@ int cfg_template_render(const char *text, size_t len, const char *name,
 				on = f->on;
 			} else if (n == 5 && strncmp(w, "endif", 5) == 0) {
 				if (!depth) {
-					r = tmpl_error_at(&t, w, "{%% endif %%} without {%% if %%}");
+					r = tmpl_error_at(&t, w,
+							  "{%% endif %%} without {%% if %%}");
 					goto fail;
 				}
 				depth--;
 				on = stack[depth].parent_on;
 			} else {
 				r = tmpl_error_at(&t, w,
-						  "unsupported tag \"%.*s\" (supported: if, elif, else, endif)",
+						  "unsupported tag \"%.*s\" (supported: if, elif, "
+						  "else, endif)",
 						  (int)(n ? n : 1), w);
 				goto fail;
 			}
 		}
 	}
 	if (depth) {
-		r = tmpl_error_at(&t, stack[depth - 1].at, "{%% if %%} is never closed by {%% endif %%}");
+		r = tmpl_error_at(&t, stack[depth - 1].at,
+				  "{%% if %%} is never closed by {%% endif %%}");
 		goto fail;
 	}
 	*ret = buf_steal(&out, NULL);

@@ -147,7 +147,7 @@ static int node(struct ystate *y, yaml_event_t *ev, json_object **out, int depth
 int cfg_yaml_parse(const char *text, size_t len, const char *name, json_object **ret,
 		   struct err *reterr)
 {
-	struct ystate y = { .name = name, .err = reterr };
+	struct ystate y = {.name = name, .err = reterr};
 	json_object *root = NULL;
 	bool have_doc = false;
 	int r = 0;

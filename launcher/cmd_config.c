@@ -24,8 +24,8 @@ static void usage(FILE *f)
 
 static int config_check(int argc, char **argv)
 {
-	struct cfg_source src = { 0 };
-	struct err err = { 0 };
+	struct cfg_source src = {0};
+	struct err err = {0};
 	struct cfg *cfg = NULL;
 	char *json;
 	int r, status = 0;
@@ -43,7 +43,9 @@ static int config_check(int argc, char **argv)
 			return 2;
 		}
 		if (r == 0) {
-			fprintf(stderr, "podenv: config: unknown argument \"%s\" (see podenv config check --help)\n",
+			fprintf(stderr,
+				"podenv: config: unknown argument \"%s\" (see podenv config check "
+				"--help)\n",
 				argv[i]);
 			cfg_source_done(&src);
 			return 2;

@@ -13,9 +13,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const env[] = { "TARGET=pod/fuzz", "MIRRORD_KEY=fuzz0", NULL };
-	struct cfg_source src = { .env = env, .no_discover = true, .cwd = "/" };
-	struct err e = { 0 };
+	static const char *const env[] = {"TARGET=pod/fuzz", "MIRRORD_KEY=fuzz0", NULL};
+	struct cfg_source src = {.env = env, .no_discover = true, .cwd = "/"};
+	struct err e = {0};
 	struct cfg *c = NULL;
 
 	if (size < 1 || size > 65536)

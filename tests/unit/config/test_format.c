@@ -4,13 +4,16 @@
 #include "config/config.h"
 #include "tests/unit/tap.h"
 
-static const char *const no_env[] = { NULL };
+static const char *const no_env[] = {NULL};
 
 static struct cfg *load_text(const char *text, const char *path)
 {
-	struct cfg_source src = { .text = text, .text_len = strlen(text), .env = no_env,
-				  .no_discover = true, .path = path };
-	struct err e = { 0 };
+	struct cfg_source src = {.text = text,
+				 .text_len = strlen(text),
+				 .env = no_env,
+				 .no_discover = true,
+				 .path = path};
+	struct err e = {0};
 	struct cfg *c = NULL;
 
 	if (cfg_load(&src, &c, &e) < 0)
@@ -56,10 +59,13 @@ TEST(round_trip_forms)
 {
 	static const char *const docs[] = {
 		"{\"feature\": {\"env\": false, \"fs\": false, \"network\": false}}",
-		"{\"target\": \"pod/a/container/b\", \"feature\": {\"network\": {\"incoming\": {\"mode\": \"steal\", "
-		"\"http_filter\": {\"all_of\": [{\"header\": \"x\"}, {\"body\": \"json\", \"query\": \"$.a\", "
+		"{\"target\": \"pod/a/container/b\", \"feature\": {\"network\": {\"incoming\": "
+		"{\"mode\": \"steal\", "
+		"\"http_filter\": {\"all_of\": [{\"header\": \"x\"}, {\"body\": \"json\", "
+		"\"query\": \"$.a\", "
 		"\"matches\": \"b\"}]}, \"ports\": [1]}}}}",
-		"{\"target\": \"label/a=b\", \"agent\": {\"image\": {\"registry\": \"r\", \"tag\": \"t\"}}}",
+		"{\"target\": \"label/a=b\", \"agent\": {\"image\": {\"registry\": \"r\", \"tag\": "
+		"\"t\"}}}",
 		"{\"feature\": {\"fs\": {\"mapping\": {\"^/a\": \"/b\"}}, \"copy_target\": true}}",
 	};
 	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
@@ -94,7 +100,7 @@ TEST(schema_is_json)
 TEST(names)
 {
 	char *s;
-	struct cfg_target t = { .kind = CFG_TARGET_DEPLOYMENT, .name = "d", .container = "c" };
+	struct cfg_target t = {.kind = CFG_TARGET_DEPLOYMENT, .name = "d", .container = "c"};
 
 	CHECK_STR(cfg_fs_mode_name(CFG_FS_LOCALWITHOVERRIDES), "localwithoverrides");
 	CHECK_STR(cfg_incoming_mode_name(CFG_INCOMING_STEAL), "steal");

@@ -6,13 +6,16 @@
 #include "config/config.h"
 #include "tests/unit/tap.h"
 
-static const char *const no_env[] = { NULL };
+static const char *const no_env[] = {NULL};
 
 static struct cfg *load_env(const char *text, const char *const *env)
 {
-	struct cfg_source src = { .text = text, .text_len = strlen(text), .env = env,
-				  .no_discover = true, .path = "test.json" };
-	struct err e = { 0 };
+	struct cfg_source src = {.text = text,
+				 .text_len = strlen(text),
+				 .env = env,
+				 .no_discover = true,
+				 .path = "test.json"};
+	struct err e = {0};
 	struct cfg *c = NULL;
 	int r = cfg_load(&src, &c, &e);
 
@@ -29,8 +32,8 @@ static struct cfg *load(const char *text)
 
 static struct cfg *load_file(const char *path, const char *const *env)
 {
-	struct cfg_source src = { .path = path, .env = env };
-	struct err e = { 0 };
+	struct cfg_source src = {.path = path, .env = env};
+	struct err e = {0};
 	struct cfg *c = NULL;
 	int r = cfg_load(&src, &c, &e);
 
@@ -68,7 +71,7 @@ TEST(example_basic)
 
 TEST(example_templated_target_set)
 {
-	static const char *const env[] = { "TARGET=deployment/api/container/main", NULL };
+	static const char *const env[] = {"TARGET=deployment/api/container/main", NULL};
 	struct cfg *c = load_file("tests/unit/config/data/templated.json", env);
 
 	CHECK_INT(c->target.kind, ==, CFG_TARGET_DEPLOYMENT);
@@ -230,8 +233,8 @@ TEST(defaults_empty)
 
 TEST(defaults_no_file)
 {
-	struct cfg_source src = { .env = no_env, .no_discover = true };
-	struct err e = { 0 };
+	struct cfg_source src = {.env = no_env, .no_discover = true};
+	struct err e = {0};
 	struct cfg *c = NULL;
 
 	CHECK_OK(cfg_load(&src, &c, &e));
@@ -266,10 +269,14 @@ TEST(short_fs)
 		const char *text;
 		enum cfg_fs_mode mode;
 	} cases[] = {
-		{ "true", CFG_FS_READ },	  { "false", CFG_FS_LOCAL },
-		{ "\"read\"", CFG_FS_READ },	  { "\"write\"", CFG_FS_WRITE },
-		{ "\"local\"", CFG_FS_LOCAL },	  { "\"localwithoverrides\"", CFG_FS_LOCALWITHOVERRIDES },
-		{ "{\"mode\": \"write\"}", CFG_FS_WRITE }, { "{}", CFG_FS_READ },
+		{"true", CFG_FS_READ},
+		{"false", CFG_FS_LOCAL},
+		{"\"read\"", CFG_FS_READ},
+		{"\"write\"", CFG_FS_WRITE},
+		{"\"local\"", CFG_FS_LOCAL},
+		{"\"localwithoverrides\"", CFG_FS_LOCALWITHOVERRIDES},
+		{"{\"mode\": \"write\"}", CFG_FS_WRITE},
+		{"{}", CFG_FS_READ},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char text[256];
@@ -283,10 +290,11 @@ TEST(short_fs)
 
 TEST(short_fs_lists)
 {
-	struct cfg *c = load("{\"feature\": {\"fs\": {\"read_only\": \"^/etc/.\", \"local\": [\"a\", \"b\"], "
-			     "\"not_found\": \"\\\\.config/gcloud\", \"read_write\": [], "
-			     "\"mapping\": {\"^/home/(?<user>\\\\S+)/dev\": \"/srv/$user\"}, "
-			     "\"readonly_file_buffer\": 0}}}");
+	struct cfg *c = load(
+		"{\"feature\": {\"fs\": {\"read_only\": \"^/etc/.\", \"local\": [\"a\", \"b\"], "
+		"\"not_found\": \"\\\\.config/gcloud\", \"read_write\": [], "
+		"\"mapping\": {\"^/home/(?<user>\\\\S+)/dev\": \"/srv/$user\"}, "
+		"\"readonly_file_buffer\": 0}}}");
 	const struct cfg_fs *fs = &c->feature.fs;
 
 	CHECK_INT(fs->read_only.n, ==, 1);
@@ -318,9 +326,9 @@ TEST(short_incoming)
 		const char *text;
 		enum cfg_incoming_mode mode;
 	} cases[] = {
-		{ "true", CFG_INCOMING_MIRROR }, { "false", CFG_INCOMING_OFF },
-		{ "\"steal\"", CFG_INCOMING_STEAL }, { "\"mirror\"", CFG_INCOMING_MIRROR },
-		{ "\"off\"", CFG_INCOMING_OFF }, { "{\"mode\": \"steal\"}", CFG_INCOMING_STEAL },
+		{"true", CFG_INCOMING_MIRROR},	   {"false", CFG_INCOMING_OFF},
+		{"\"steal\"", CFG_INCOMING_STEAL}, {"\"mirror\"", CFG_INCOMING_MIRROR},
+		{"\"off\"", CFG_INCOMING_OFF},	   {"{\"mode\": \"steal\"}", CFG_INCOMING_STEAL},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char text[256];
@@ -337,7 +345,8 @@ TEST(short_incoming)
 TEST(incoming_object)
 {
 	struct cfg *c = load(
-		"{\"target\": \"pod/x\", \"feature\": {\"network\": {\"incoming\": {\"mode\": \"steal\", "
+		"{\"target\": \"pod/x\", \"feature\": {\"network\": {\"incoming\": {\"mode\": "
+		"\"steal\", "
 		"\"http_filter\": {\"path_filter\": \"^(?!/health/)\", \"ports\": [80, 8080]}, "
 		"\"listen_ports\": [[80, 4480]], \"ports\": [80], \"ignore_localhost\": true, "
 		"\"on_concurrent_steal\": \"override\"}}}}");
@@ -355,16 +364,18 @@ TEST(incoming_object)
 	CHECK_INT(in->ports.v[0], ==, 80);
 	CHECK(in->ignore_localhost);
 	CHECK_INT(in->on_concurrent_steal, ==, CFG_STEAL_OVERRIDE);
-	CHECK(has_warning(c, "on_concurrent_steal: field is ignored: it needs the mirrord operator"));
+	CHECK(has_warning(c,
+			  "on_concurrent_steal: field is ignored: it needs the mirrord operator"));
 	cfg_free(c);
 }
 
 TEST(http_filter_composite)
 {
-	struct cfg *c = load(
-		"{\"feature\": {\"network\": {\"incoming\": {\"http_filter\": {\"any_of\": ["
-		"{\"header\": \"^User-Agent: (?!kube-probe)\"}, {\"path\": \"^/api\"}, "
-		"{\"method\": \"post\"}, {\"body\": \"json\", \"query\": \"$.a\", \"matches\": \"^x\"}]}}}}}");
+	struct cfg *c =
+		load("{\"feature\": {\"network\": {\"incoming\": {\"http_filter\": {\"any_of\": ["
+		     "{\"header\": \"^User-Agent: (?!kube-probe)\"}, {\"path\": \"^/api\"}, "
+		     "{\"method\": \"post\"}, {\"body\": \"json\", \"query\": \"$.a\", "
+		     "\"matches\": \"^x\"}]}}}}}");
 	const struct cfg_http_filter *f = &c->feature.network.incoming.http_filter;
 
 	CHECK_INT(f->kind, ==, CFG_HTTP_ANY_OF);
@@ -392,7 +403,8 @@ TEST(outgoing_and_dns)
 	CHECK(!c->feature.network.dns.enabled);
 	cfg_free(c);
 	c = load("{\"feature\": {\"network\": {\"outgoing\": {\"udp\": false, \"filter\": "
-		 "{\"remote\": [\"udp://[fd00::1]:53\", \"db.svc:5432\"]}, \"unix_streams\": [\"a\", \"b\"]}, "
+		 "{\"remote\": [\"udp://[fd00::1]:53\", \"db.svc:5432\"]}, \"unix_streams\": "
+		 "[\"a\", \"b\"]}, "
 		 "\"dns\": {\"filter\": {\"remote\": [\"my-service\"]}}}}}");
 	CHECK(c->feature.network.outgoing.tcp && !c->feature.network.outgoing.udp);
 	CHECK_INT(c->feature.network.outgoing.filter.side, ==, CFG_FILTER_REMOTE);
@@ -403,7 +415,8 @@ TEST(outgoing_and_dns)
 	CHECK_STR(c->feature.network.dns.filter.v[1].text, "db.svc:5432");
 	cfg_free(c);
 	/* local outgoing names create a local DNS filter */
-	c = load("{\"feature\": {\"network\": {\"outgoing\": {\"filter\": {\"local\": [\"tcp://db.local:5432\"]}}}}}");
+	c = load("{\"feature\": {\"network\": {\"outgoing\": {\"filter\": {\"local\": "
+		 "[\"tcp://db.local:5432\"]}}}}}");
 	CHECK_INT(c->feature.network.dns.filter.side, ==, CFG_FILTER_LOCAL);
 	CHECK_STR(c->feature.network.dns.filter.v[0].text, "db.local:5432");
 	cfg_free(c);
@@ -416,27 +429,27 @@ TEST(target_forms)
 		enum cfg_target_kind kind;
 		const char *name, *container, *ns;
 	} cases[] = {
-		{ "\"pod/p\"", CFG_TARGET_POD, "p", NULL, NULL },
-		{ "\"pod/p/container/c\"", CFG_TARGET_POD, "p", "c", NULL },
-		{ "\"deployment/d\"", CFG_TARGET_DEPLOYMENT, "d", NULL, NULL },
-		{ "\"deploy/d/container/c\"", CFG_TARGET_DEPLOYMENT, "d", "c", NULL },
-		{ "\"rollout/r\"", CFG_TARGET_ROLLOUT, "r", NULL, NULL },
-		{ "\"job/j\"", CFG_TARGET_JOB, "j", NULL, NULL },
-		{ "\"cronjob/j\"", CFG_TARGET_CRONJOB, "j", NULL, NULL },
-		{ "\"statefulset/s\"", CFG_TARGET_STATEFULSET, "s", NULL, NULL },
-		{ "\"service/s\"", CFG_TARGET_SERVICE, "s", NULL, NULL },
-		{ "\"replicaset/s\"", CFG_TARGET_REPLICASET, "s", NULL, NULL },
-		{ "\"container/c\"", CFG_TARGET_CONTAINER, "c", NULL, NULL },
-		{ "\"containername/c\"", CFG_TARGET_CONTAINERNAME, "c", NULL, NULL },
-		{ "\"targetless\"", CFG_TARGET_NONE, NULL, NULL, NULL },
-		{ "null", CFG_TARGET_NONE, NULL, NULL, NULL },
-		{ "{\"path\": \"pod/p\", \"namespace\": \"ns\"}", CFG_TARGET_POD, "p", NULL, "ns" },
-		{ "{\"path\": {\"pod\": \"p\"}, \"namespace\": \"default\"}", CFG_TARGET_POD, "p", NULL,
-		  "default" },
-		{ "{\"path\": {\"deployment\": \"d\", \"container\": \"c\"}}", CFG_TARGET_DEPLOYMENT, "d",
-		  "c", NULL },
-		{ "{\"path\": {\"stateful_set\": \"s\"}}", CFG_TARGET_STATEFULSET, "s", NULL, NULL },
-		{ "{\"namespace\": \"ns\"}", CFG_TARGET_NONE, NULL, NULL, "ns" },
+		{"\"pod/p\"", CFG_TARGET_POD, "p", NULL, NULL},
+		{"\"pod/p/container/c\"", CFG_TARGET_POD, "p", "c", NULL},
+		{"\"deployment/d\"", CFG_TARGET_DEPLOYMENT, "d", NULL, NULL},
+		{"\"deploy/d/container/c\"", CFG_TARGET_DEPLOYMENT, "d", "c", NULL},
+		{"\"rollout/r\"", CFG_TARGET_ROLLOUT, "r", NULL, NULL},
+		{"\"job/j\"", CFG_TARGET_JOB, "j", NULL, NULL},
+		{"\"cronjob/j\"", CFG_TARGET_CRONJOB, "j", NULL, NULL},
+		{"\"statefulset/s\"", CFG_TARGET_STATEFULSET, "s", NULL, NULL},
+		{"\"service/s\"", CFG_TARGET_SERVICE, "s", NULL, NULL},
+		{"\"replicaset/s\"", CFG_TARGET_REPLICASET, "s", NULL, NULL},
+		{"\"container/c\"", CFG_TARGET_CONTAINER, "c", NULL, NULL},
+		{"\"containername/c\"", CFG_TARGET_CONTAINERNAME, "c", NULL, NULL},
+		{"\"targetless\"", CFG_TARGET_NONE, NULL, NULL, NULL},
+		{"null", CFG_TARGET_NONE, NULL, NULL, NULL},
+		{"{\"path\": \"pod/p\", \"namespace\": \"ns\"}", CFG_TARGET_POD, "p", NULL, "ns"},
+		{"{\"path\": {\"pod\": \"p\"}, \"namespace\": \"default\"}", CFG_TARGET_POD, "p",
+		 NULL, "default"},
+		{"{\"path\": {\"deployment\": \"d\", \"container\": \"c\"}}", CFG_TARGET_DEPLOYMENT,
+		 "d", "c", NULL},
+		{"{\"path\": {\"stateful_set\": \"s\"}}", CFG_TARGET_STATEFULSET, "s", NULL, NULL},
+		{"{\"namespace\": \"ns\"}", CFG_TARGET_NONE, NULL, NULL, "ns"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char text[256];
@@ -488,7 +501,8 @@ TEST(agent_image_forms)
 	struct cfg *c = load("{\"agent\": {\"image\": \"internal.repo/images/mirrord:latest\"}}");
 	CHECK_STR(c->agent.image, "internal.repo/images/mirrord:latest");
 	cfg_free(c);
-	c = load("{\"agent\": {\"image\": {\"registry\": \"internal.repo/images/mirrord\", \"tag\": \"3.1\"}}}");
+	c = load("{\"agent\": {\"image\": {\"registry\": \"internal.repo/images/mirrord\", "
+		 "\"tag\": \"3.1\"}}}");
 	CHECK_STR(c->agent.image, "internal.repo/images/mirrord:3.1");
 	cfg_free(c);
 	c = load("{\"agent\": {\"image\": {\"registry\": \"r.io/m\"}}}");
@@ -499,11 +513,14 @@ TEST(agent_image_forms)
 TEST(agent_fields)
 {
 	struct cfg *c = load(
-		"{\"target\": \"pod/x\", \"agent\": {\"ephemeral\": true, \"privileged\": true, \"nftables\": true, "
-		"\"dns\": {\"timeout\": 3, \"attempts\": 2}, \"disabled_capabilities\": [\"SYS_ADMIN\"], "
+		"{\"target\": \"pod/x\", \"agent\": {\"ephemeral\": true, \"privileged\": true, "
+		"\"nftables\": true, "
+		"\"dns\": {\"timeout\": 3, \"attempts\": 2}, \"disabled_capabilities\": "
+		"[\"SYS_ADMIN\"], "
 		"\"tolerations\": [], \"node_selector\": {\"kubernetes.io/hostname\": \"node1\"}, "
 		"\"service_account\": \"sa\", \"check_out_of_pods\": false, "
-		"\"resources\": {\"limits\": {\"cpu\": \"1\"}}, \"image_pull_secrets\": [{\"name\": \"k\"}], "
+		"\"resources\": {\"limits\": {\"cpu\": \"1\"}}, \"image_pull_secrets\": "
+		"[{\"name\": \"k\"}], "
 		"\"security_context\": {\"seccomp_profile\": {\"type\": \"RuntimeDefault\"}}}}");
 
 	CHECK(c->agent.ephemeral && c->agent.privileged);
@@ -526,14 +543,19 @@ TEST(top_level_misc)
 {
 	struct cfg *c = load(
 		"{\"connect_tcp\": \"10.10.0.100:7777\", \"skip_processes\": \"bash;node\", "
-		"\"skip_build_tools\": false, \"skip_extra_build_tools\": [\"make\"], \"kubeconfig\": \"~/k\", "
+		"\"skip_build_tools\": false, \"skip_extra_build_tools\": [\"make\"], "
+		"\"kubeconfig\": \"~/k\", "
 		"\"use_proxy\": false, \"key\": \"abc\", \"accept_invalid_certificates\": true, "
 		"\"startup_retry\": {\"min_ms\": 10, \"max_ms\": 20}, "
-		"\"internal_proxy\": {\"idle_timeout\": 30}, \"external_proxy\": {\"start_idle_timeout\": 60}, "
+		"\"internal_proxy\": {\"idle_timeout\": 30}, \"external_proxy\": "
+		"{\"start_idle_timeout\": 60}, "
 		"\"container\": {\"cli_extra_args\": [\"-p\", \"local:container\"]}, "
-		"\"experimental\": {\"enable_exec_hooks_linux\": false, \"latency\": {\"receive_delay\": 5}}, "
-		"\"feature\": {\"hostname\": false, \"split_queues\": {\"q\": {\"queue_type\": \"SQS\"}}, "
-		"\"magic\": {\"aws\": false}, \"copy_target\": {\"scale_down\": true, \"enabled\": false}}}");
+		"\"experimental\": {\"enable_exec_hooks_linux\": false, \"latency\": "
+		"{\"receive_delay\": 5}}, "
+		"\"feature\": {\"hostname\": false, \"split_queues\": {\"q\": {\"queue_type\": "
+		"\"SQS\"}}, "
+		"\"magic\": {\"aws\": false}, \"copy_target\": {\"scale_down\": true, \"enabled\": "
+		"false}}}");
 
 	CHECK_STR(c->connect_tcp, "10.10.0.100:7777");
 	CHECK_INT(c->skip_processes.n, ==, 2);
@@ -563,9 +585,10 @@ TEST(top_level_misc)
 
 TEST(null_values)
 {
-	struct cfg *c = load("{\"connect_tcp\": null, \"agent\": {\"namespace\": null, \"tolerations\": null, "
-			     "\"nftables\": null}, \"feature\": {\"network\": {\"incoming\": {\"ports\": null, "
-			     "\"http_filter\": null}, \"outgoing\": {\"filter\": null}}}, \"operator\": null}");
+	struct cfg *c = load(
+		"{\"connect_tcp\": null, \"agent\": {\"namespace\": null, \"tolerations\": null, "
+		"\"nftables\": null}, \"feature\": {\"network\": {\"incoming\": {\"ports\": null, "
+		"\"http_filter\": null}, \"outgoing\": {\"filter\": null}}}, \"operator\": null}");
 	CHECK(c->connect_tcp == NULL);
 	CHECK_STR(c->agent.tolerations, "[{\"operator\":\"Exists\"}]");
 	CHECK(!c->feature.network.incoming.ports.set);
@@ -623,8 +646,8 @@ TEST(env_overrides)
 
 TEST(env_legacy_fs)
 {
-	static const char *const env1[] = { "MIRRORD_FILE_OPS=true", NULL };
-	static const char *const env2[] = { "MIRRORD_FILE_RO_OPS=false", NULL };
+	static const char *const env1[] = {"MIRRORD_FILE_OPS=true", NULL};
+	static const char *const env2[] = {"MIRRORD_FILE_RO_OPS=false", NULL};
 	struct cfg *c = load_env("{}", env1);
 	CHECK_INT(c->feature.fs.mode, ==, CFG_FS_WRITE);
 	cfg_free(c);
@@ -635,13 +658,27 @@ TEST(env_legacy_fs)
 
 TEST(cli_flags)
 {
-	char *argv[] = { "check", "-t", "pod/cli", "--target-namespace=ns1", "-a", "ans", "--steal",
-			 "--fs-mode", "write", "--no-outgoing", "--no-remote-dns", "-k", "kkk",
-			 "--agent-ttl", "4", "-e", NULL };
-	static const char *const env[] = { "MIRRORD_IMPERSONATED_TARGET=pod/env", NULL };
+	char *argv[] = {"check",
+			"-t",
+			"pod/cli",
+			"--target-namespace=ns1",
+			"-a",
+			"ans",
+			"--steal",
+			"--fs-mode",
+			"write",
+			"--no-outgoing",
+			"--no-remote-dns",
+			"-k",
+			"kkk",
+			"--agent-ttl",
+			"4",
+			"-e",
+			NULL};
+	static const char *const env[] = {"MIRRORD_IMPERSONATED_TARGET=pod/env", NULL};
 	int argc = 16, i = 1;
-	struct cfg_source src = { .env = env, .no_discover = true };
-	struct err e = { 0 };
+	struct cfg_source src = {.env = env, .no_discover = true};
+	struct err e = {0};
 	struct cfg *c = NULL;
 
 	while (i < argc)
@@ -666,11 +703,12 @@ TEST(cli_flags)
 
 TEST(cli_flag_errors)
 {
-	char *argv1[] = { "check", "--target", NULL };
-	char *argv2[] = { "check", "--steal=yes", NULL };
-	char *argv3[] = { "check", "--accept-invalid-certificates=false", "-f", "x.yaml", "--bogus", NULL };
-	struct cfg_source src = { 0 };
-	struct err e = { 0 };
+	char *argv1[] = {"check", "--target", NULL};
+	char *argv2[] = {"check", "--steal=yes", NULL};
+	char *argv3[] = {"check", "--accept-invalid-certificates=false", "-f", "x.yaml", "--bogus",
+			 NULL};
+	struct cfg_source src = {0};
+	struct err e = {0};
 	int i = 1;
 
 	CHECK_INT(cfg_source_flag_parse(&src, 2, argv1, &i, &e), ==, -EINVAL);
@@ -690,7 +728,7 @@ TEST(cli_flag_errors)
 
 TEST(yaml_file)
 {
-	static const char *const env[] = { "NS=yamlns", NULL };
+	static const char *const env[] = {"NS=yamlns", NULL};
 	struct cfg *c = load_file("tests/unit/config/data/complete.yaml", env);
 
 	CHECK_STR(c->target.name, "bear-pod");
@@ -706,11 +744,11 @@ TEST(yaml_file)
 
 TEST(discovery)
 {
-	static const char *const env_file[] = { "MIRRORD_CONFIG_FILE=tests/unit/config/data/basic.json",
-						NULL };
-	struct cfg_source src = { .env = env_file };
-	struct cfg_source src2 = { .env = no_env, .cwd = "tests/unit/config/data/project" };
-	struct err e = { 0 };
+	static const char *const env_file[] = {
+		"MIRRORD_CONFIG_FILE=tests/unit/config/data/basic.json", NULL};
+	struct cfg_source src = {.env = env_file};
+	struct cfg_source src2 = {.env = no_env, .cwd = "tests/unit/config/data/project"};
+	struct err e = {0};
 	struct cfg *c = NULL;
 
 	CHECK_OK(cfg_load(&src, &c, &e));
@@ -729,8 +767,8 @@ TEST(stdin_config)
 {
 	int fds[2];
 	const char *text = "{\"target\": \"pod/stdin\"}";
-	struct cfg_source src = { .path = "-", .env = no_env };
-	struct err e = { 0 };
+	struct cfg_source src = {.path = "-", .env = no_env};
+	struct err e = {0};
 	struct cfg *c = NULL;
 
 	REQUIRE(pipe(fds) == 0);

@@ -5,13 +5,13 @@
 #include "config/config.h"
 #include "tests/unit/tap.h"
 
-static const char *const no_env[] = { NULL };
+static const char *const no_env[] = {NULL};
 
 TEST(patterns_match_caseless_and_lookahead)
 {
-	static const char *const src[] = { "^/proc(/|$)", "\\.json$", "^(?!/health/)/api" };
+	static const char *const src[] = {"^/proc(/|$)", "\\.json$", "^(?!/health/)/api"};
 	struct cfg_patterns p;
-	struct err e = { 0 };
+	struct err e = {0};
 
 	CHECK_OK(cfg_patterns_init(&p, src, 3, true, "test", &e));
 	CHECK_INT(cfg_patterns_match(&p, "/proc", 5), ==, 0);
@@ -27,9 +27,9 @@ TEST(patterns_match_caseless_and_lookahead)
 
 TEST(patterns_prefix)
 {
-	static const char *const src[] = { "^/etc/hosts$", "^/var/run/(?!x)" };
+	static const char *const src[] = {"^/etc/hosts$", "^/var/run/(?!x)"};
 	struct cfg_patterns p;
-	struct err e = { 0 };
+	struct err e = {0};
 
 	CHECK_OK(cfg_patterns_init(&p, src, 2, true, "test", &e));
 	CHECK(!cfg_patterns_may_match_prefix(&p, "/usr", 4));
@@ -43,9 +43,9 @@ TEST(patterns_prefix)
 
 TEST(patterns_error)
 {
-	static const char *const src[] = { "ok", "a)" };
+	static const char *const src[] = {"ok", "a)"};
 	struct cfg_patterns p;
-	struct err e = { 0 };
+	struct err e = {0};
 
 	CHECK_INT(cfg_patterns_init(&p, src, 2, true, "list", &e), ==, -EINVAL);
 	CHECK_CONTAINS(e.msg, "list[1]: invalid regular expression \"a)\"");
@@ -56,8 +56,8 @@ TEST(patterns_error)
 static char *map1(const char *json, const char *path)
 {
 	char text[512];
-	struct cfg_source src = { .env = no_env, .no_discover = true, .path = "t.json" };
-	struct err e = { 0 };
+	struct cfg_source src = {.env = no_env, .no_discover = true, .path = "t.json"};
+	struct err e = {0};
 	struct cfg *c = NULL;
 	char *out = NULL;
 
@@ -77,14 +77,16 @@ static char *map1(const char *json, const char *path)
 TEST(mapping_reference_example)
 {
 	const char *m = "{\"^/home/(?<user>\\\\S+)/dev/tomcat\": \"/etc/tomcat\", "
-			"\"^/home/(?<user>\\\\S+)/dev/config/(?<app>\\\\S+)\": \"/mnt/configs/${user}-$app\"}";
+			"\"^/home/(?<user>\\\\S+)/dev/config/(?<app>\\\\S+)\": "
+			"\"/mnt/configs/${user}-$app\"}";
 	char *s;
 
 	s = map1(m, "/home/johndoe/dev/tomcat/context.xml");
 	CHECK_STR(s, "/etc/tomcat/context.xml");
 	free(s);
 	/* \S+ is greedy: as in Rust, "app" takes the rest of the path */
-	s = map1("{\"^/home/(?<user>[^/]+)/dev/config/(?<app>[^/]+)\": \"/mnt/configs/${user}-$app\"}",
+	s = map1("{\"^/home/(?<user>[^/]+)/dev/config/(?<app>[^/]+)\": "
+		 "\"/mnt/configs/${user}-$app\"}",
 		 "/home/johndoe/dev/config/api/app.conf");
 	CHECK_STR(s, "/mnt/configs/johndoe-api/app.conf");
 	free(s);
@@ -121,21 +123,21 @@ TEST(net_entries)
 		unsigned prefix;
 		uint16_t port;
 	} ok[] = {
-		{ "tcp://1.1.1.0/24:1337", true, CFG_PROTO_TCP, CFG_ADDR_SUBNET, 24, 1337 },
-		{ "UDP://10.0.0.1", true, CFG_PROTO_UDP, CFG_ADDR_IP, 32, 0 },
-		{ "any://:53", true, CFG_PROTO_ANY, CFG_ADDR_ANY, 0, 53 },
-		{ ":53", false, CFG_PROTO_ANY, CFG_ADDR_ANY, 0, 53 },
-		{ "google.com", false, CFG_PROTO_ANY, CFG_ADDR_NAME, 0, 0 },
-		{ "localhost:1337", false, CFG_PROTO_ANY, CFG_ADDR_NAME, 0, 1337 },
-		{ "[::1]:80", false, CFG_PROTO_ANY, CFG_ADDR_IP, 128, 80 },
-		{ "[fd00::]/8", false, CFG_PROTO_ANY, CFG_ADDR_SUBNET, 8, 0 },
-		{ "0.0.0.0:443", false, CFG_PROTO_ANY, CFG_ADDR_ANY, 32, 443 },
-		{ "tcp://", true, CFG_PROTO_TCP, CFG_ADDR_ANY, 0, 0 },
-		{ "my_svc-1.ns.svc", false, CFG_PROTO_ANY, CFG_ADDR_NAME, 0, 0 },
+		{"tcp://1.1.1.0/24:1337", true, CFG_PROTO_TCP, CFG_ADDR_SUBNET, 24, 1337},
+		{"UDP://10.0.0.1", true, CFG_PROTO_UDP, CFG_ADDR_IP, 32, 0},
+		{"any://:53", true, CFG_PROTO_ANY, CFG_ADDR_ANY, 0, 53},
+		{":53", false, CFG_PROTO_ANY, CFG_ADDR_ANY, 0, 53},
+		{"google.com", false, CFG_PROTO_ANY, CFG_ADDR_NAME, 0, 0},
+		{"localhost:1337", false, CFG_PROTO_ANY, CFG_ADDR_NAME, 0, 1337},
+		{"[::1]:80", false, CFG_PROTO_ANY, CFG_ADDR_IP, 128, 80},
+		{"[fd00::]/8", false, CFG_PROTO_ANY, CFG_ADDR_SUBNET, 8, 0},
+		{"0.0.0.0:443", false, CFG_PROTO_ANY, CFG_ADDR_ANY, 32, 443},
+		{"tcp://", true, CFG_PROTO_TCP, CFG_ADDR_ANY, 0, 0},
+		{"my_svc-1.ns.svc", false, CFG_PROTO_ANY, CFG_ADDR_NAME, 0, 0},
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		struct cfg_net_entry e;
-		struct err er = { 0 };
+		struct err er = {0};
 		int r = cfg_net_entry_parse(ok[i].text, ok[i].proto, &e, &er);
 		if (r < 0) {
 			TAP_FAIL("%s: %s", ok[i].text, er.msg);
@@ -154,7 +156,7 @@ TEST(net_entries)
 TEST(net_entry_match)
 {
 	struct cfg_net_entry e;
-	struct err er = { 0 };
+	struct err er = {0};
 	uint8_t a[4], b[16];
 
 	CHECK_OK(cfg_net_entry_parse("tcp://10.1.0.0/16:80", true, &e, &er));

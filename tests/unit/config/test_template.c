@@ -5,11 +5,11 @@
 /* Renders "{\"kube_context\": \"<tmpl>\"}" and returns kube_context. */
 static char *render(const char *tmpl, const char *const *env)
 {
-	static const char *const no_env[] = { NULL };
+	static const char *const no_env[] = {NULL};
 	char text[1024];
-	struct cfg_source src = { .env = env ? env : no_env, .no_discover = true, .path = "t.json",
-				  .cwd = "/" };
-	struct err e = { 0 };
+	struct cfg_source src = {
+		.env = env ? env : no_env, .no_discover = true, .path = "t.json", .cwd = "/"};
+	struct err e = {0};
 	struct cfg *c = NULL;
 	char *out;
 
@@ -34,7 +34,7 @@ static char *render(const char *tmpl, const char *const *env)
 
 TEST(get_env)
 {
-	static const char *const env[] = { "CTX=prod", "EMPTY=", NULL };
+	static const char *const env[] = {"CTX=prod", "EMPTY=", NULL};
 
 	CHECK_RENDER("{{ get_env(name=\"CTX\") }}", env, "prod");
 	CHECK_RENDER("{{get_env(name='CTX', default='x')}}", env, "prod");
@@ -50,10 +50,12 @@ TEST(get_env)
 
 TEST(conditionals)
 {
-	static const char *const env[] = { "MODE=ci", NULL };
+	static const char *const env[] = {"MODE=ci", NULL};
 
-	CHECK_RENDER("{% if get_env(name='MODE') == 'ci' %}ci-ctx{% else %}dev{% endif %}", env, "ci-ctx");
-	CHECK_RENDER("{% if get_env(name='MODE') != 'ci' %}a{% elif true %}b{% else %}c{% endif %}", env, "b");
+	CHECK_RENDER("{% if get_env(name='MODE') == 'ci' %}ci-ctx{% else %}dev{% endif %}", env,
+		     "ci-ctx");
+	CHECK_RENDER("{% if get_env(name='MODE') != 'ci' %}a{% elif true %}b{% else %}c{% endif %}",
+		     env, "b");
 	CHECK_RENDER("{% if false %}a{% elif false %}b{% else %}c{% endif %}", env, "c");
 	CHECK_RENDER("{% if not false and (1 == 1 or false) %}y{% endif %}", env, "y");
 	CHECK_RENDER("{% if get_env(name='NOPE', default='') %}y{% else %}n{% endif %}", env, "n");
@@ -67,8 +69,8 @@ TEST(conditionals)
 
 TEST(key_and_git_branch)
 {
-	static const char *const env[] = { "MIRRORD_KEY=k123", "MIRRORD_BRANCH_NAME=feat/x", NULL };
-	static const char *const env2[] = { NULL };
+	static const char *const env[] = {"MIRRORD_KEY=k123", "MIRRORD_BRANCH_NAME=feat/x", NULL};
+	static const char *const env2[] = {NULL};
 
 	CHECK_RENDER("{{ key }}", env, "k123");
 	CHECK_RENDER("{{ git_branch }}", env, "feat/x");
@@ -77,11 +79,14 @@ TEST(key_and_git_branch)
 
 TEST(key_from_file)
 {
-	static const char *const env[] = { NULL };
+	static const char *const env[] = {NULL};
 	const char *text = "{\"key\": \"mine\", \"kube_context\": \"s-{{ key }}\"}";
-	struct cfg_source src = { .text = text, .text_len = strlen(text), .env = env,
-				  .no_discover = true, .path = "t.json" };
-	struct err e = { 0 };
+	struct cfg_source src = {.text = text,
+				 .text_len = strlen(text),
+				 .env = env,
+				 .no_discover = true,
+				 .path = "t.json"};
+	struct err e = {0};
 	struct cfg *c = NULL;
 
 	CHECK_OK(cfg_load(&src, &c, &e));
@@ -93,11 +98,15 @@ TEST(key_from_file)
 
 TEST(unquoted_injection)
 {
-	static const char *const env[] = { "DNS=false", NULL };
-	const char *text = "{\"feature\": {\"network\": {\"dns\": {{ get_env(name=\"DNS\", default=true) }}}}}";
-	struct cfg_source src = { .text = text, .text_len = strlen(text), .env = env,
-				  .no_discover = true, .path = "t.json" };
-	struct err e = { 0 };
+	static const char *const env[] = {"DNS=false", NULL};
+	const char *text = "{\"feature\": {\"network\": {\"dns\": {{ get_env(name=\"DNS\", "
+			   "default=true) }}}}}";
+	struct cfg_source src = {.text = text,
+				 .text_len = strlen(text),
+				 .env = env,
+				 .no_discover = true,
+				 .path = "t.json"};
+	struct err e = {0};
 	struct cfg *c = NULL;
 
 	CHECK_OK(cfg_load(&src, &c, &e));
