@@ -7,4 +7,13 @@
 
 #define PODENV_VERSION "0.1.0"
 
+/* podenv config check|schema: see cmd_config.c. */
+int cli_config_main(int argc, char **argv);
+
+/* podenv debug agent OP...: protocol operations against an agent. */
+int cli_debug_main(int argc, char **argv);
+
+/* The podenv-agent to run: $PODENV_AGENT, else next to podenv, else PATH. */
+const char *cli_agent_path(void);
+
 #endif

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "config/config.h"
-#include "launcher/cli_config.h"
+#include "launcher/cli.h"
 
 static void usage(FILE *f)
 {

@@ -17,6 +17,8 @@ struct cli_command {
 };
 
 static const struct cli_command commands[] = {
+	{ "config", cli_config_main, "check a configuration file, or print its JSON schema" },
+	{ "debug", cli_debug_main, "diagnostics: `podenv debug agent` talks to an agent" },
 	{ "help", NULL, "show help for podenv or one of its commands" },
 };
 

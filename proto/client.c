@@ -228,16 +228,26 @@ int proto_stream_open(struct proto_client *c, uint8_t kind, const struct proto_a
 	return 0;
 }
 
-size_t proto_stream_write_space(const struct proto_stream *st)
+static size_t write_space(const struct proto_stream *st)
 {
 	if (st->shut_queued || st->close_queued || st->c->state == CLIENT_LOST)
 		return 0;
 	return buf_len(&st->queue) >= STREAM_QUEUE_MAX ? 0 : STREAM_QUEUE_MAX - buf_len(&st->queue);
 }
 
+size_t proto_stream_write_space(struct proto_stream *st)
+{
+	size_t n = write_space(st);
+
+	/* Whoever saw "full" gets writable() once there is room again. */
+	if (n == 0)
+		st->want_writable = true;
+	return n;
+}
+
 size_t proto_stream_write(struct proto_stream *st, const void *p, size_t n)
 {
-	size_t space = proto_stream_write_space(st);
+	size_t space = write_space(st);
 
 	if (st->kind == PROTO_STREAM_UDP) {
 		if (n > PROTO_CHUNK_MAX || space < n + 4) {
@@ -317,7 +327,7 @@ static bool stream_emit(struct proto_client *c, struct proto_stream *st)
 		proto_msg_encode(&c->out, &m);
 		proto_credit_sent(&st->credit, n);
 		buf_consume(&st->queue, hdr + n);
-		if (st->want_writable && proto_stream_write_space(st) > 0 && !st->closed_by_us) {
+		if (st->want_writable && write_space(st) > 0 && !st->closed_by_us) {
 			st->want_writable = false;
 			if (st->ops->writable)
 				st->ops->writable(st->userdata);

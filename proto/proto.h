@@ -633,8 +633,9 @@ int proto_stream_open(struct proto_client *c, uint8_t kind, const struct proto_a
  * many were accepted: less than n when the queue is full (then writable()
  * follows). */
 size_t proto_stream_write(struct proto_stream *st, const void *p, size_t n);
-/* Bytes the stream would accept now. */
-size_t proto_stream_write_space(const struct proto_stream *st);
+/* Bytes the stream would accept now; when 0, writable() follows once
+ * there is room. */
+size_t proto_stream_write_space(struct proto_stream *st);
 /* The consumer took n received bytes: return credit. */
 void proto_stream_consumed(struct proto_stream *st, size_t n);
 /* Half-close after the queued data. */

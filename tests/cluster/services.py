@@ -156,6 +156,8 @@ async def main():
     ap.add_argument("--http", type=int, action="append")
     ap.add_argument("--tcp-echo", type=int, action="append")
     ap.add_argument("--udp-echo", type=int, action="append")
+    ap.add_argument("--udp-addr", action="append",
+                    help="bind the UDP echo to this address (repeat); default: wildcard")
     ap.add_argument("--pidfile")
     a = ap.parse_args()
     loop = asyncio.get_running_loop()
@@ -166,7 +168,17 @@ async def main():
     for port in a.tcp_echo or [7, 5432]:
         servers.append(await loop.create_server(TcpEcho, sock=listen_sock(port, socket.SOCK_STREAM)))
     for port in a.udp_echo or [7]:
-        await loop.create_datagram_endpoint(UdpEcho, sock=listen_sock(port, socket.SOCK_DGRAM))
+        # One socket per address: a wildcard UDP socket answers from the
+        # route's preferred source, not from the address the client sent
+        # to, and a connected client socket drops such replies.
+        for addr in a.udp_addr or []:
+            fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+            s = socket.socket(fam, socket.SOCK_DGRAM)
+            s.bind((addr, port))
+            s.setblocking(False)
+            await loop.create_datagram_endpoint(UdpEcho, sock=s)
+        if not a.udp_addr:
+            await loop.create_datagram_endpoint(UdpEcho, sock=listen_sock(port, socket.SOCK_DGRAM))
     if a.pidfile:
         with open(a.pidfile + ".tmp", "w") as f:
             f.write(f"{os.getpid()}\n")

@@ -1,0 +1,793 @@
+/* `podenv debug agent`: talk to an agent directly, one protocol operation
+ * per argument. A diagnostic for users ("what does the agent see?") and the
+ * driver of the agent's end-to-end tests and benchmarks.
+ *
+ *	podenv debug agent -t pid/1234 'stat /etc/hostname' 'cat /app/config.yaml'
+ *
+ * Each operation prints one result ("ok …" or "error ENOENT: …") or, for
+ * cat/tcp/udp, the bytes themselves on stdout. The exit status is 0 when
+ * every operation succeeded, 1 otherwise, 2 for usage errors.
+ */
+#define LOG_TARGET "podenv::debug"
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "launcher/cli.h"
+#include "launcher/link.h"
+
+#define MAX_WORDS 8
+
+struct dbg {
+	struct loop *loop;
+	struct link *link;
+	struct proto_client *client;
+	char **ops;
+	int nops, next;
+	bool failed;
+	bool busy; /* an operation is in flight */
+	bool lost;
+	/* the current operation */
+	char *w[MAX_WORDS];
+	int nw;
+	uint64_t fh;
+	uint64_t off;
+	uint64_t cookie;
+	unsigned long long count; /* bytes or entries seen */
+	usec_t started;
+	/* tcp/udp */
+	struct proto_stream *stream;
+	struct loop_source *stdin_src;
+	bool stdin_eof;
+	bool peer_eof;
+};
+
+static void op_next(struct dbg *d);
+
+static void fail(struct dbg *d, int err, const char *what)
+{
+	printf("error %s: %s%s%s\n", strerrorname_np(err) ? strerrorname_np(err) : "?",
+	       strerror(err), what ? ": " : "", what ? what : "");
+	fflush(stdout);
+	d->failed = true;
+}
+
+static void op_done(struct dbg *d)
+{
+	fflush(stdout);
+	d->busy = false;
+	op_next(d);
+}
+
+static void print_attr(const char *prefix, const struct proto_attr *a)
+{
+	printf("%smode=%o uid=%u gid=%u size=%llu nlink=%u ino=%llu mtime=%lld\n", prefix, a->mode,
+	       a->uid, a->gid, (unsigned long long)a->size, a->nlink,
+	       (unsigned long long)a->ino, (long long)a->mtime.sec);
+}
+
+static const char *type_char(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFDIR: return "d";
+	case S_IFLNK: return "l";
+	case S_IFREG: return "-";
+	case S_IFCHR: return "c";
+	case S_IFBLK: return "b";
+	case S_IFIFO: return "p";
+	case S_IFSOCK: return "s";
+	}
+	return "?";
+}
+
+/* --- simple one-request operations ------------------------------------------ */
+
+static void on_simple(void *userdata, const struct proto_msg *m)
+{
+	struct dbg *d = userdata;
+	const struct proto_rep *p = &m->rep;
+
+	if (m->status) {
+		fail(d, m->status, d->w[0]);
+		op_done(d);
+		return;
+	}
+	switch (m->type) {
+	case PROTO_STAT:
+	case PROTO_MKDIR:
+	case PROTO_CHMOD:
+	case PROTO_CHOWN:
+	case PROTO_SYMLINK:
+	case PROTO_LINK:
+	case PROTO_TRUNCATE:
+	case PROTO_UTIMENS:
+	case PROTO_MKNOD:
+		print_attr("ok ", &p->attr);
+		break;
+	case PROTO_READLINK:
+	case PROTO_HOSTNAME:
+		printf("ok %s\n", p->str);
+		break;
+	case PROTO_READFILE:
+		fwrite(p->data.data, 1, p->data.len, stdout);
+		if (!p->eof)
+			fprintf(stderr, "podenv: (first %u bytes only)\n", p->data.len);
+		break;
+	case PROTO_RESOLVCONF:
+		fwrite(p->data.data, 1, p->data.len, stdout);
+		break;
+	case PROTO_STATFS:
+		printf("ok bsize=%u blocks=%llu bfree=%llu files=%llu namemax=%u\n", p->statfs.bsize,
+		       (unsigned long long)p->statfs.blocks, (unsigned long long)p->statfs.bfree,
+		       (unsigned long long)p->statfs.files, p->statfs.namemax);
+		break;
+	case PROTO_GETXATTR:
+		printf("ok %.*s\n", (int)p->data.len, (const char *)p->data.data);
+		break;
+	case PROTO_LISTXATTR:
+		printf("ok");
+		for (uint32_t i = 0; i < p->data.len; i += (uint32_t)strlen((const char *)p->data.data + i) + 1)
+			printf(" %s", (const char *)p->data.data + i);
+		printf("\n");
+		break;
+	case PROTO_GETENV: {
+		struct proto_iter it;
+		const char *s;
+		proto_iter_init(&it, &p->list);
+		while (proto_iter_str(&it, &s) > 0)
+			printf("%s\n", s);
+		break;
+	}
+	default:
+		printf("ok\n");
+		break;
+	}
+	op_done(d);
+}
+
+static int send_req(struct dbg *d, struct proto_msg *m, proto_reply_fn cb)
+{
+	int64_t r = proto_client_request(d->client, m, cb, d);
+
+	if (r < 0) {
+		fail(d, (int)-r, "sending the request");
+		return (int)r;
+	}
+	return 0;
+}
+
+/* --- cat: OPEN_READ, then READ until EOF, then RELEASE ------------------------- */
+
+static void cat_read(struct dbg *d);
+
+static void on_release(void *userdata, const struct proto_msg *m)
+{
+	struct dbg *d = userdata;
+
+	if (m->status)
+		fail(d, m->status, "release");
+	if (!strcmp(d->w[0], "readall")) {
+		double s = (double)(now_usec() - d->started) / 1e6;
+		printf("ok bytes=%llu seconds=%.6f MBps=%.1f\n", d->count, s,
+		       s > 0 ? (double)d->count / s / 1e6 : 0.0);
+	}
+	op_done(d);
+}
+
+static void cat_release(struct dbg *d)
+{
+	struct proto_msg m = { .type = PROTO_RELEASE };
+
+	m.req.fh = d->fh;
+	if (send_req(d, &m, on_release) < 0)
+		op_done(d);
+}
+
+static void cat_output(struct dbg *d, const struct proto_bytes *b)
+{
+	if (strcmp(d->w[0], "readall") != 0)
+		fwrite(b->data, 1, b->len, stdout);
+	d->count += b->len;
+	d->off += b->len;
+}
+
+static void on_read(void *userdata, const struct proto_msg *m)
+{
+	struct dbg *d = userdata;
+
+	if (m->status) {
+		fail(d, m->status, "read");
+		cat_release(d);
+		return;
+	}
+	cat_output(d, &m->rep.data);
+	if (m->rep.eof || m->rep.data.len == 0)
+		cat_release(d);
+	else
+		cat_read(d);
+}
+
+static void cat_read(struct dbg *d)
+{
+	struct proto_msg m = { .type = PROTO_READ };
+
+	m.req.fh = d->fh;
+	m.req.offset = d->off;
+	m.req.count = PROTO_IO_MAX;
+	if (send_req(d, &m, on_read) < 0)
+		op_done(d);
+}
+
+static void on_open_read(void *userdata, const struct proto_msg *m)
+{
+	struct dbg *d = userdata;
+
+	if (m->status) {
+		fail(d, m->status, d->w[1]);
+		op_done(d);
+		return;
+	}
+	d->fh = m->rep.fh;
+	cat_output(d, &m->rep.data);
+	if (m->rep.eof)
+		cat_release(d);
+	else
+		cat_read(d);
+}
+
+/* --- ls: OPENDIR, READDIR until eof, RELEASE --------------------------------- */
+
+static void ls_next(struct dbg *d);
+
+static void on_readdir(void *userdata, const struct proto_msg *m)
+{
+	struct dbg *d = userdata;
+	struct proto_iter it;
+	struct proto_dirent e;
+
+	if (m->status) {
+		fail(d, m->status, "readdir");
+		cat_release(d);
+		return;
+	}
+	proto_iter_init(&it, &m->rep.list);
+	while (proto_iter_dirent(&it, &e) > 0) {
+		if (strcmp(d->w[0], "lscount") != 0)
+			printf("%s %s %llu\n", type_char(e.attr.mode), e.name,
+			       (unsigned long long)e.attr.size);
+		d->cookie = e.cookie;
+		d->count++;
+	}
+	if (m->rep.eof || m->rep.list.count == 0) {
+		if (!strcmp(d->w[0], "lscount"))
+			printf("ok entries=%llu\n", d->count);
+		cat_release(d);
+	} else {
+		ls_next(d);
+	}
+}
+
+static void ls_next(struct dbg *d)
+{
+	struct proto_msg m = { .type = PROTO_READDIR };
+
+	m.req.fh = d->fh;
+	m.req.offset = d->cookie;
+	m.req.count = 65536;
+	if (send_req(d, &m, on_readdir) < 0)
+		op_done(d);
+}
+
+static void on_opendir(void *userdata, const struct proto_msg *m)
+{
+	struct dbg *d = userdata;
+
+	if (m->status) {
+		fail(d, m->status, d->w[1]);
+		op_done(d);
+		return;
+	}
+	d->fh = m->rep.fh;
+	ls_next(d);
+}
+
+/* --- write: OPEN (create, truncate), WRITE, RELEASE ------------------------------ */
+
+static void on_write(void *userdata, const struct proto_msg *m)
+{
+	struct dbg *d = userdata;
+
+	if (m->status)
+		fail(d, m->status, "write");
+	else
+		printf("ok wrote=%u\n", m->rep.count);
+	cat_release(d);
+}
+
+static void on_open_write(void *userdata, const struct proto_msg *m)
+{
+	struct dbg *d = userdata;
+	struct proto_msg w = { .type = PROTO_WRITE };
+
+	if (m->status) {
+		fail(d, m->status, d->w[1]);
+		op_done(d);
+		return;
+	}
+	d->fh = m->rep.fh;
+	w.req.fh = d->fh;
+	w.req.offset = 0;
+	w.req.data.data = (const uint8_t *)d->w[2];
+	w.req.data.len = (uint32_t)strlen(d->w[2]);
+	if (send_req(d, &w, on_write) < 0)
+		op_done(d);
+}
+
+/* --- statloop: N stats with K in flight (benchmark of the round trip) ---------- */
+
+struct statloop {
+	struct dbg *d;
+	unsigned long long total, sent, done;
+	int errors;
+};
+static struct statloop sl;
+
+static void statloop_send(void);
+
+static void on_statloop(void *userdata, const struct proto_msg *m)
+{
+	(void)userdata;
+	if (m->status)
+		sl.errors++;
+	sl.done++;
+	if (sl.sent < sl.total)
+		statloop_send();
+	else if (sl.done == sl.total) {
+		double s = (double)(now_usec() - sl.d->started) / 1e6;
+		if (sl.errors)
+			fail(sl.d, EIO, "some stats failed");
+		else
+			printf("ok ops=%llu seconds=%.6f ops_per_sec=%.0f\n", sl.total, s,
+			       (double)sl.total / s);
+		op_done(sl.d);
+	}
+}
+
+static void statloop_send(void)
+{
+	struct proto_msg m = { .type = PROTO_STAT };
+
+	m.req.path = sl.d->w[1];
+	sl.sent++;
+	proto_client_request(sl.d->client, &m, on_statloop, NULL);
+}
+
+/* --- tcp / udp: stdin → stream → stdout ------------------------------------------ */
+
+static void stream_finish(struct dbg *d, int err)
+{
+	loop_source_free(d->stdin_src);
+	d->stdin_src = NULL;
+	if (err)
+		fail(d, err, "stream");
+	d->stream = NULL;
+	op_done(d);
+}
+
+/* Moves stdin into the stream while it has room; called when stdin is
+ * readable and when the stream frees room. stdin may be a pipe (epoll) or
+ * a regular file (epoll refuses those: read until the stream is full). */
+static void pump_stdin(struct dbg *d)
+{
+	char buf[65536];
+
+	while (!d->stdin_eof && d->stream) {
+		size_t space = proto_stream_write_space(d->stream);
+		if (space == 0) {
+			if (d->stdin_src)
+				loop_io_events_set(d->stdin_src, 0); /* until writable() */
+			return;
+		}
+		ssize_t n = read(0, buf, MIN(space, sizeof(buf)));
+		if (n > 0) {
+			proto_stream_write(d->stream, buf, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if (d->stdin_src)
+				loop_io_events_set(d->stdin_src, EPOLLIN);
+			return;
+		}
+		d->stdin_eof = true;
+		loop_source_free(d->stdin_src);
+		d->stdin_src = NULL;
+		if (!strcmp(d->w[0], "tcp"))
+			proto_stream_shutdown(d->stream);
+	}
+}
+
+static int on_stdin(struct loop_source *s, int fd, uint32_t events, void *userdata)
+{
+	(void)s;
+	(void)fd;
+	(void)events;
+	pump_stdin(userdata);
+	return 0;
+}
+
+static void on_stream_opened(void *userdata, int err, const struct proto_addr *a, uint16_t port)
+{
+	struct dbg *d = userdata;
+	(void)a;
+	(void)port;
+
+	if (err) {
+		d->stream = NULL;
+		fail(d, err, "connect");
+		op_done(d);
+		return;
+	}
+	fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+	if (loop_add_io(d->loop, 0, EPOLLIN, on_stdin, d, &d->stdin_src) < 0)
+		d->stdin_src = NULL; /* a regular file: pumped by writable() */
+	pump_stdin(d);
+}
+
+static void on_stream_data(void *userdata, const uint8_t *p, size_t n)
+{
+	struct dbg *d = userdata;
+
+	fwrite(p, 1, n, stdout);
+	proto_stream_consumed(d->stream, n);
+	if (!strcmp(d->w[0], "udp")) {
+		/* One reply datagram is the answer. */
+		fflush(stdout);
+		proto_stream_close(d->stream, 0);
+		stream_finish(d, 0);
+	}
+}
+
+static void on_stream_shutdown(void *userdata)
+{
+	struct dbg *d = userdata;
+
+	d->peer_eof = true;
+	fflush(stdout);
+}
+
+static void on_stream_closed(void *userdata, int err)
+{
+	struct dbg *d = userdata;
+
+	d->stream = NULL;
+	fflush(stdout);
+	stream_finish(d, err);
+}
+
+static void on_stream_writable(void *userdata)
+{
+	pump_stdin(userdata);
+}
+
+static const struct proto_stream_ops stream_ops = {
+	.opened = on_stream_opened,
+	.data = on_stream_data,
+	.shutdown = on_stream_shutdown,
+	.closed = on_stream_closed,
+	.writable = on_stream_writable,
+};
+
+static int parse_addr(const char *host, struct proto_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, host, a->bytes) == 1) {
+		a->family = PROTO_AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, a->bytes) == 1) {
+		a->family = PROTO_AF_INET6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* --- the operation table -------------------------------------------------------- */
+
+struct op_desc {
+	const char *name;
+	int nargs; /* words after the name */
+	const char *usage;
+};
+
+static const struct op_desc op_table[] = {
+	{ "stat", 1, "stat PATH" },		{ "lstat", 1, "lstat PATH" },
+	{ "cat", 1, "cat PATH" },		{ "readall", 1, "readall PATH (throughput)" },
+	{ "readfile", 1, "readfile PATH" },	{ "ls", 1, "ls DIR" },
+	{ "lscount", 1, "lscount DIR" },	{ "readlink", 1, "readlink PATH" },
+	{ "mkdir", 1, "mkdir PATH" },		{ "rmdir", 1, "rmdir PATH" },
+	{ "unlink", 1, "unlink PATH" },		{ "rename", 2, "rename OLD NEW" },
+	{ "symlink", 2, "symlink TARGET PATH" }, { "link", 2, "link OLD NEW" },
+	{ "chmod", 2, "chmod OCTAL PATH" },	{ "truncate", 2, "truncate PATH SIZE" },
+	{ "write", 2, "write PATH TEXT" },	{ "statfs", 1, "statfs PATH" },
+	{ "access", 2, "access PATH r|w|x|f" }, { "getxattr", 2, "getxattr PATH NAME" },
+	{ "setxattr", 3, "setxattr PATH NAME VALUE" }, { "listxattr", 1, "listxattr PATH" },
+	{ "env", 0, "env" },			{ "hostname", 0, "hostname" },
+	{ "resolvconf", 0, "resolvconf" },	{ "tcp", 2, "tcp IP PORT (stdin -> stdout)" },
+	{ "udp", 2, "udp IP PORT (stdin as one datagram, one reply)" },
+	{ "statloop", 3, "statloop PATH N INFLIGHT (ops/s)" },
+};
+
+static int op_start(struct dbg *d)
+{
+	struct proto_msg m = { 0 };
+	const char *op = d->w[0];
+	struct proto_req *q = &m.req;
+
+	d->fh = d->off = d->cookie = d->count = 0;
+	d->started = now_usec();
+	q->path = d->nw > 1 ? d->w[1] : "";
+	if (!strcmp(op, "stat") || !strcmp(op, "lstat")) {
+		m.type = PROTO_STAT;
+		q->flags = op[0] == 'l' ? PROTO_STAT_NOFOLLOW : 0;
+	} else if (!strcmp(op, "cat") || !strcmp(op, "readall")) {
+		m.type = PROTO_OPEN_READ;
+		q->flags = O_RDONLY;
+		q->count = PROTO_IO_MAX;
+		return send_req(d, &m, on_open_read);
+	} else if (!strcmp(op, "readfile")) {
+		m.type = PROTO_READFILE;
+		q->count = PROTO_IO_MAX;
+	} else if (!strcmp(op, "ls") || !strcmp(op, "lscount")) {
+		m.type = PROTO_OPENDIR;
+		return send_req(d, &m, on_opendir);
+	} else if (!strcmp(op, "readlink")) {
+		m.type = PROTO_READLINK;
+	} else if (!strcmp(op, "mkdir")) {
+		m.type = PROTO_MKDIR;
+		q->mode = 0755;
+	} else if (!strcmp(op, "rmdir")) {
+		m.type = PROTO_RMDIR;
+	} else if (!strcmp(op, "unlink")) {
+		m.type = PROTO_UNLINK;
+	} else if (!strcmp(op, "rename")) {
+		m.type = PROTO_RENAME;
+		q->path2 = d->w[2];
+	} else if (!strcmp(op, "symlink")) {
+		m.type = PROTO_SYMLINK;
+		q->path = d->w[2];
+		q->path2 = d->w[1];
+	} else if (!strcmp(op, "link")) {
+		m.type = PROTO_LINK;
+		q->path2 = d->w[2];
+	} else if (!strcmp(op, "chmod")) {
+		m.type = PROTO_CHMOD;
+		q->mode = (uint32_t)strtoul(d->w[1], NULL, 8);
+		q->path = d->w[2];
+	} else if (!strcmp(op, "truncate")) {
+		m.type = PROTO_TRUNCATE;
+		q->size = strtoull(d->w[2], NULL, 10);
+	} else if (!strcmp(op, "write")) {
+		m.type = PROTO_OPEN;
+		q->flags = O_WRONLY | O_CREAT | O_TRUNC;
+		q->mode = 0644;
+		return send_req(d, &m, on_open_write);
+	} else if (!strcmp(op, "statfs")) {
+		m.type = PROTO_STATFS;
+	} else if (!strcmp(op, "access")) {
+		m.type = PROTO_ACCESS;
+		q->mode = d->w[2][0] == 'r' ? R_OK : d->w[2][0] == 'w' ? W_OK
+						   : d->w[2][0] == 'x' ? X_OK : F_OK;
+	} else if (!strcmp(op, "getxattr")) {
+		m.type = PROTO_GETXATTR;
+		q->name = d->w[2];
+		q->count = 65536;
+	} else if (!strcmp(op, "setxattr")) {
+		m.type = PROTO_SETXATTR;
+		q->name = d->w[2];
+		q->data.data = (const uint8_t *)d->w[3];
+		q->data.len = (uint32_t)strlen(d->w[3]);
+	} else if (!strcmp(op, "listxattr")) {
+		m.type = PROTO_LISTXATTR;
+		q->count = 65536;
+	} else if (!strcmp(op, "env")) {
+		m.type = PROTO_GETENV;
+	} else if (!strcmp(op, "hostname")) {
+		m.type = PROTO_HOSTNAME;
+	} else if (!strcmp(op, "resolvconf")) {
+		m.type = PROTO_RESOLVCONF;
+	} else if (!strcmp(op, "tcp") || !strcmp(op, "udp")) {
+		struct proto_addr a;
+		if (parse_addr(d->w[1], &a) < 0) {
+			fail(d, EINVAL, "expected a numeric IP address");
+			return -EINVAL;
+		}
+		int r = proto_stream_open(d->client, op[0] == 't' ? PROTO_STREAM_TCP : PROTO_STREAM_UDP,
+					  &a, (uint16_t)atoi(d->w[2]), &stream_ops, d, &d->stream);
+		if (r < 0)
+			fail(d, -r, "stream");
+		return r;
+	} else if (!strcmp(op, "statloop")) {
+		sl = (struct statloop){ .d = d, .total = strtoull(d->w[2], NULL, 10) };
+		unsigned long long inflight = strtoull(d->w[3], NULL, 10);
+		if (sl.total == 0 || inflight == 0) {
+			fail(d, EINVAL, "N and INFLIGHT must be positive");
+			return -EINVAL;
+		}
+		for (unsigned long long i = 0; i < inflight && sl.sent < sl.total; i++)
+			statloop_send();
+		return 0;
+	}
+	return send_req(d, &m, on_simple);
+}
+
+static void op_next(struct dbg *d)
+{
+	while (!d->busy && !d->lost && d->next < d->nops) {
+		char *text = d->ops[d->next++], *save = NULL;
+		d->nw = 0;
+		for (char *t = strtok_r(text, " ", &save); t && d->nw < MAX_WORDS;
+		     t = strtok_r(NULL, " ", &save))
+			d->w[d->nw++] = t;
+		if (d->nw == 0)
+			continue;
+		const struct op_desc *desc = NULL;
+		for (size_t i = 0; i < ARRAY_SIZE(op_table); i++)
+			if (!strcmp(op_table[i].name, d->w[0]))
+				desc = &op_table[i];
+		if (!desc || d->nw != desc->nargs + 1) {
+			fail(d, EINVAL, desc ? desc->usage : "unknown operation (see --help)");
+			continue;
+		}
+		d->busy = true;
+		if (op_start(d) < 0)
+			d->busy = false;
+	}
+	if (!d->busy && (d->next >= d->nops || d->lost))
+		loop_exit(d->loop, 0);
+}
+
+static void on_lost(void *userdata, const char *reason)
+{
+	struct dbg *d = userdata;
+
+	d->lost = true;
+	fprintf(stderr, "podenv: lost the agent: %s\n", reason);
+	d->failed = true;
+	loop_exit(d->loop, 1);
+}
+
+static const struct link_ops dbg_link_ops = { .lost = on_lost };
+
+static void usage(FILE *f)
+{
+	fputs("Usage: podenv debug agent (-t pid/PID | --connect IP:PORT --token-file F) OP...\n"
+	      "\n"
+	      "Runs protocol operations against an agent and prints each result.\n"
+	      "Operations (one argument each, words separated by spaces):\n",
+	      f);
+	for (size_t i = 0; i < ARRAY_SIZE(op_table); i++)
+		fprintf(f, "  %s\n", op_table[i].usage);
+}
+
+/* Finds podenv-agent: $PODENV_AGENT, else next to this program, else PATH. */
+const char *cli_agent_path(void)
+{
+	static char path[4096];
+	const char *env = getenv("PODENV_AGENT");
+	ssize_t n;
+
+	if (env && *env)
+		return env;
+	n = readlink("/proc/self/exe", path, sizeof(path) - 32);
+	if (n > 0) {
+		path[n] = '\0';
+		char *slash = strrchr(path, '/');
+		if (slash) {
+			snprintf(slash + 1, sizeof(path) - (size_t)(slash + 1 - path), "podenv-agent");
+			if (access(path, X_OK) == 0)
+				return path;
+		}
+	}
+	return "podenv-agent";
+}
+
+int cli_debug_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "target", required_argument, NULL, 't' },
+		{ "connect", required_argument, NULL, 'c' },
+		{ "token-file", required_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *target = NULL, *connect_to = NULL, *token_file = NULL;
+	struct dbg d = { 0 };
+	struct err e;
+	int c, r;
+
+	if (argc < 2 || strcmp(argv[1], "agent") != 0) {
+		fputs("Usage: podenv debug agent ... (see podenv debug agent --help)\n", stderr);
+		return 2;
+	}
+	argc--;
+	argv++;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+t:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			target = optarg;
+			break;
+		case 'c':
+			connect_to = optarg;
+			break;
+		case 'k':
+			token_file = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "podenv: debug agent: bad option %s\n", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (!target == !connect_to) {
+		fputs("podenv: debug agent: give -t pid/PID or --connect IP:PORT\n", stderr);
+		return 2;
+	}
+	err_clear(&e);
+	r = loop_new(&d.loop);
+	if (r < 0)
+		return 1;
+	if (target) {
+		char *end;
+		long pid = strncmp(target, "pid/", 4) == 0 ? strtol(target + 4, &end, 10) : -1;
+		if (pid <= 0 || *end) {
+			fprintf(stderr, "podenv: debug agent: target '%s': expected pid/PID\n", target);
+			loop_free(d.loop);
+			return 2;
+		}
+		r = link_spawn_local(d.loop, cli_agent_path(), (pid_t)pid, NULL, &dbg_link_ops, &d,
+				     &d.link, &e);
+	} else {
+		uint8_t token[PROTO_TOKEN_SIZE];
+		char text[256] = "";
+		FILE *f = token_file ? fopen(token_file, "r") : NULL;
+		if (!f || !fgets(text, sizeof(text), f) || proto_token_parse(text, token) < 0) {
+			fprintf(stderr, "podenv: debug agent: --token-file %s: %s\n",
+				token_file ? token_file : "(missing)",
+				f ? "expected 64 hex digits" : strerror(errno));
+			if (f)
+				fclose(f);
+			loop_free(d.loop);
+			return 2;
+		}
+		fclose(f);
+		r = link_connect_tcp(d.loop, connect_to, token, &dbg_link_ops, &d, &d.link, &e);
+	}
+	if (r >= 0)
+		r = link_wait_ready(d.link, 10 * USEC_PER_SEC, &e);
+	if (r < 0) {
+		fprintf(stderr, "podenv: %s\n", e.msg);
+		link_free(d.link);
+		loop_free(d.loop);
+		return 1;
+	}
+	d.client = link_client(d.link);
+	d.ops = argv + optind;
+	d.nops = argc - optind;
+	signal(SIGPIPE, SIG_IGN);
+	op_next(&d);
+	r = loop_run(d.loop);
+	fflush(stdout);
+	link_free(d.link);
+	loop_free(d.loop);
+	return d.failed || r != 0 ? 1 : 0;
+}

@@ -1,0 +1,50 @@
+/* The launcher's link to the agent: one connected socket carrying one
+ * proto session (proto_client), on the launcher's event loop.
+ *
+ * A link is made by spawning a local agent over a socketpair (pid/PID
+ * targets) or by connecting to an agent that listens (connect_tcp). It
+ * handles the handshake, the heartbeat (PING every 10 s; no frame for 30 s
+ * ends the link) and the agent process's exit. There is no reconnect: a
+ * lost link calls ops->lost() once with a readable reason, and every
+ * request and stream still open fails (ECONNABORTED).
+ */
+#ifndef PODENV_LAUNCHER_LINK_H
+#define PODENV_LAUNCHER_LINK_H
+
+#include <sys/types.h>
+
+#include "common/err.h"
+#include "common/loop.h"
+#include "proto/proto.h"
+
+struct link;
+
+struct link_ops {
+	void (*lost)(void *userdata, const char *reason);
+};
+
+/* Starts `agent_path --pid PID --stdio` with a socketpair as its stdin and
+ * begins the handshake. extra_args (NULL-terminated, may be NULL) are
+ * appended to the agent's command line (e.g. log options). */
+int link_spawn_local(struct loop *l, const char *agent_path, pid_t target,
+		     const char *const *extra_args, const struct link_ops *ops, void *userdata,
+		     struct link **ret, struct err *reterr);
+
+/* Connects to an agent at "IP:PORT" ([V6]:PORT) and begins the handshake
+ * with token. */
+int link_connect_tcp(struct loop *l, const char *addr, const uint8_t token[PROTO_TOKEN_SIZE],
+		     const struct link_ops *ops, void *userdata, struct link **ret,
+		     struct err *reterr);
+
+/* Runs the loop until the handshake is done (0), the link is lost, or
+ * timeout passes; the reason is in reterr. */
+int link_wait_ready(struct link *k, usec_t timeout, struct err *reterr);
+
+/* The session, for requests and streams. Borrowed; valid until link_free. */
+struct proto_client *link_client(struct link *k);
+
+/* Says goodbye, flushes what the socket takes, closes, and waits briefly
+ * for a spawned agent to exit (then kills it). Accepts NULL. */
+void link_free(struct link *k);
+
+#endif
