@@ -497,6 +497,161 @@ static int parse_addr(const char *host, struct proto_addr *a)
 	return -EINVAL;
 }
 
+/* --- echoload: N concurrent streams, each sending BYTES of its own
+ * deterministic data to an echo server and checking what comes back ------- */
+
+struct echo_conn {
+	struct dbg *d;
+	struct proto_stream *st;
+	unsigned idx;
+	uint64_t sent, received;
+	uint32_t seed_tx, seed_rx; /* xorshift states for the two directions */
+	bool done;
+	bool bad;
+};
+
+static struct {
+	struct echo_conn *conns;
+	unsigned n, finished, bad;
+	uint64_t bytes;
+} el;
+
+static uint8_t xorshift_byte(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return (uint8_t)*x;
+}
+
+static void echo_finish(struct echo_conn *ec, bool ok)
+{
+	if (ec->done)
+		return;
+	ec->done = true;
+	if (!ok)
+		el.bad++;
+	if (++el.finished == el.n) {
+		struct dbg *d = ec->d;
+		double s = (double)(now_usec() - d->started) / 1e6;
+		if (el.bad)
+			fail(d, EIO, "some streams did not echo their data intact");
+		else
+			printf("ok streams=%u bytes_each=%llu seconds=%.3f MBps=%.1f\n", el.n,
+			       (unsigned long long)el.bytes, s,
+			       (double)el.bytes * el.n * 2 / s / 1e6);
+		free(el.conns);
+		el.conns = NULL;
+		op_done(d);
+	}
+}
+
+static void echo_pump(struct echo_conn *ec)
+{
+	uint8_t buf[16384];
+
+	while (ec->sent < el.bytes) {
+		size_t space = proto_stream_write_space(ec->st);
+		size_t n = MIN(MIN(space, sizeof(buf)), (size_t)(el.bytes - ec->sent));
+		if (n == 0)
+			return; /* writable() follows */
+		uint32_t x = ec->seed_tx;
+		for (size_t i = 0; i < n; i++)
+			buf[i] = xorshift_byte(&x);
+		size_t w = proto_stream_write(ec->st, buf, n);
+		/* Advance the generator by what was accepted only. */
+		for (size_t i = 0; i < w; i++)
+			xorshift_byte(&ec->seed_tx);
+		ec->sent += w;
+	}
+	proto_stream_shutdown(ec->st);
+}
+
+static void echo_opened(void *userdata, int err, const struct proto_addr *a, uint16_t port)
+{
+	struct echo_conn *ec = userdata;
+	(void)a;
+	(void)port;
+
+	if (err) {
+		ec->st = NULL;
+		echo_finish(ec, false);
+		return;
+	}
+	echo_pump(ec);
+}
+
+static void echo_data(void *userdata, const uint8_t *p, size_t n)
+{
+	struct echo_conn *ec = userdata;
+
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != xorshift_byte(&ec->seed_rx))
+			ec->bad = true;
+	ec->received += n;
+	proto_stream_consumed(ec->st, n);
+}
+
+static void echo_shutdown(void *userdata)
+{
+	struct echo_conn *ec = userdata;
+
+	/* The echo side finished: done when everything came back. */
+	if (ec->received == el.bytes && !ec->bad) {
+		proto_stream_close(ec->st, 0);
+		ec->st = NULL;
+		echo_finish(ec, true);
+	}
+}
+
+static void echo_closed(void *userdata, int err)
+{
+	struct echo_conn *ec = userdata;
+
+	ec->st = NULL;
+	echo_finish(ec, !err && !ec->bad && ec->received == el.bytes);
+}
+
+static void echo_writable(void *userdata)
+{
+	echo_pump(userdata);
+}
+
+static const struct proto_stream_ops echo_ops = {
+	.opened = echo_opened,
+	.data = echo_data,
+	.shutdown = echo_shutdown,
+	.closed = echo_closed,
+	.writable = echo_writable,
+};
+
+static int parse_addr(const char *host, struct proto_addr *a);
+
+static int echoload_start(struct dbg *d)
+{
+	struct proto_addr a;
+	unsigned n = (unsigned)strtoul(d->w[3], NULL, 10);
+
+	el.bytes = strtoull(d->w[4], NULL, 10);
+	if (parse_addr(d->w[1], &a) < 0 || n == 0 || n > 10000) {
+		fail(d, EINVAL, "echoload IP PORT N BYTES");
+		return -EINVAL;
+	}
+	el.n = n;
+	el.finished = el.bad = 0;
+	el.conns = xcalloc(n, sizeof(*el.conns));
+	for (unsigned i = 0; i < n; i++) {
+		struct echo_conn *ec = &el.conns[i];
+		ec->d = d;
+		ec->idx = i;
+		ec->seed_tx = ec->seed_rx = 2463534242u + i * 7919u;
+		if (proto_stream_open(d->client, PROTO_STREAM_TCP, &a, (uint16_t)atoi(d->w[2]),
+				      &echo_ops, ec, &ec->st) < 0)
+			echo_finish(ec, false);
+	}
+	return 0;
+}
+
 /* --- the operation table -------------------------------------------------------- */
 
 struct op_desc {
@@ -521,6 +676,7 @@ static const struct op_desc op_table[] = {
 	{ "resolvconf", 0, "resolvconf" },	{ "tcp", 2, "tcp IP PORT (stdin -> stdout)" },
 	{ "udp", 2, "udp IP PORT (stdin as one datagram, one reply)" },
 	{ "statloop", 3, "statloop PATH N INFLIGHT (ops/s)" },
+	{ "echoload", 4, "echoload IP PORT N BYTES (N concurrent echo streams, verified)" },
 };
 
 static int op_start(struct dbg *d)
@@ -612,6 +768,8 @@ static int op_start(struct dbg *d)
 		if (r < 0)
 			fail(d, -r, "stream");
 		return r;
+	} else if (!strcmp(op, "echoload")) {
+		return echoload_start(d);
 	} else if (!strcmp(op, "statloop")) {
 		sl = (struct statloop){ .d = d, .total = strtoull(d->w[2], NULL, 10) };
 		unsigned long long inflight = strtoull(d->w[3], NULL, 10);
