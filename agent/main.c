@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "agent/agent.h"
+#include "agent/dns.h"
 #include "agent/session.h"
 #include "common/log.h"
 
@@ -295,6 +296,12 @@ static int serve(const struct agent_opts *o, struct agent_target *t, struct err 
 	r = loop_new(&l);
 	if (r < 0)
 		return err_set_errno(e, r, "event loop");
+	/* In the target's network namespace: c-ares' sockets are the pod's. */
+	r = agent_dns_init(l, t, e);
+	if (r < 0) {
+		log_warn("DNS requests will fail: %s", e->msg);
+		err_clear(e);
+	}
 	struct agent_server_opts so = {
 		.target = t,
 		.hostname = hostname,
@@ -332,6 +339,7 @@ static int serve(const struct agent_opts *o, struct agent_target *t, struct err 
 		err_set_errno(e, r, "event loop");
 out:
 	agent_server_free(srv);
+	agent_dns_done();
 	loop_free(l);
 	return r;
 }

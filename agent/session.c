@@ -19,6 +19,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include "agent/dns.h"
 #include "agent/session.h"
 #include "agent/stream.h"
 #include "common/log.h"
@@ -154,6 +155,7 @@ void agent_session_close(struct agent_session *s, uint32_t code, const char *rea
 		log_info("session %" PRIu64 " closed: %s", s->id, reason);
 	s->dead = true;
 	agent_streams_free_all(s);
+	agent_dns_session_closed(s);
 	loop_source_free(s->io);
 	s->io = NULL;
 	close(s->fd);
@@ -323,6 +325,8 @@ static void dispatch(struct agent_session *s, const struct proto_frame *f,
 		return;
 	case PROTO_DNS_RESOLVE:
 	case PROTO_DNS_QUERY:
+		agent_dns_request(s, m);
+		return;
 	case PROTO_SUBSCRIBE:
 	case PROTO_UNSUBSCRIBE:
 		reply_error(s, m, ENOSYS);
@@ -344,7 +348,8 @@ static int handshake(struct agent_session *s, const struct proto_frame *f)
 	struct proto_msg first, reply;
 	struct proto_server_params p = {
 		.token = srv->token,
-		.caps = PROTO_CAP_FILES | PROTO_CAP_QUERY | PROTO_CAP_TCP | PROTO_CAP_UDP,
+		.caps = PROTO_CAP_FILES | PROTO_CAP_QUERY | PROTO_CAP_DNS | PROTO_CAP_TCP |
+			PROTO_CAP_UDP,
 		.session_id = s->id,
 		.window = PROTO_WINDOW_DEFAULT,
 		.name = "podenv-agent " PODENV_AGENT_VERSION,
