@@ -442,7 +442,8 @@ static void fail_all(struct proto_client *c)
 				       .status = ECONNABORTED };
 		map_remove(&c->reqs, key);
 		pos = 0; /* the map changed: restart the walk */
-		pr->cb(pr->userdata, &m);
+		if (pr->cb)
+			pr->cb(pr->userdata, &m);
 		free(pr);
 	}
 	for (size_t pos = 0; map_next(&c->streams, &pos, &key, &v);) {
@@ -535,7 +536,8 @@ static void on_response(struct proto_client *c, const struct proto_msg *m)
 
 	if (!pr)
 		return; /* cancelled */
-	pr->cb(pr->userdata, m);
+	if (pr->cb)
+		pr->cb(pr->userdata, m);
 	free(pr);
 }
 

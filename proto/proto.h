@@ -608,7 +608,7 @@ void proto_client_output_consume(struct proto_client *c, size_t n);
 bool proto_client_has_output(const struct proto_client *c);
 
 /* Sends a request (m->type and m->req; id assigned here) and calls cb with
- * the response. Returns the id (> 0) or a negative errno (-EINVAL: cannot
+ * the response (cb NULL: the response is not wanted, e.g. RELEASE). Returns the id (> 0) or a negative errno (-EINVAL: cannot
  * encode; -ENOTCONN: session over). */
 int64_t proto_client_request(struct proto_client *c, struct proto_msg *m, proto_reply_fn cb,
 			     void *userdata);
