@@ -536,6 +536,26 @@ static void resolve_start(struct agent_session *s, const struct proto_msg *m)
 		reply_error(s, m->type, m->id, EINVAL);
 		return;
 	}
+	/* Address literals are answered here: c-ares 1.18 would also search
+	 * DNS for an IPv4 literal when the family is unspecified. */
+	struct proto_dnsaddr lit = { .ttl = 0 };
+	if (inet_pton(AF_INET, name, lit.addr.bytes) == 1)
+		lit.addr.family = PROTO_AF_INET;
+	else if (inet_pton(AF_INET6, name, lit.addr.bytes) == 1)
+		lit.addr.family = PROTO_AF_INET6;
+	if (lit.addr.family) {
+		struct buf items;
+
+		if (family != PROTO_AF_NONE && family != lit.addr.family) {
+			reply_error(s, m->type, m->id, ENOENT);
+			return;
+		}
+		buf_init(&items);
+		proto_dnsaddr_put(&items, &lit);
+		reply_addrs(s, m->type, m->id, name, &items, 1);
+		buf_done(&items);
+		return;
+	}
 	if (dns.hosts) {
 		char canon[DNS_NAME_MAX + 2];
 		struct buf items;

@@ -652,6 +652,223 @@ static int echoload_start(struct dbg *d)
 	return 0;
 }
 
+/* --- resolve, dnsquery: DNS in the pod ------------------------------------------------
+ * The query is built and its answer parsed by hand (RFC 1035 §4): the
+ * launcher leaves c-ares to the dns module. */
+
+static void on_resolve(void *userdata, const struct proto_msg *m)
+{
+	struct dbg *d = userdata;
+	struct proto_iter it;
+	struct proto_dnsaddr a;
+	char text[INET6_ADDRSTRLEN];
+
+	if (m->status) {
+		fail(d, m->status, d->w[1]);
+		op_done(d);
+		return;
+	}
+	printf("ok %s", m->rep.str);
+	proto_iter_init(&it, &m->rep.list);
+	while (proto_iter_dnsaddr(&it, &a) > 0)
+		printf(" %s ttl=%u",
+		       inet_ntop(a.addr.family == PROTO_AF_INET ? AF_INET : AF_INET6, a.addr.bytes,
+				 text, sizeof(text)),
+		       a.ttl);
+	printf("\n");
+	op_done(d);
+}
+
+static int resolve_start(struct dbg *d)
+{
+	struct proto_msg m = { .type = PROTO_DNS_RESOLVE };
+	const char *op = d->w[0];
+
+	m.req.name = d->w[1];
+	m.req.kind = !strcmp(op, "resolve4") ? PROTO_AF_INET
+		     : !strcmp(op, "resolve6") ? PROTO_AF_INET6 : PROTO_AF_NONE;
+	return send_req(d, &m, on_resolve);
+}
+
+static const struct {
+	const char *name;
+	uint16_t type;
+} dns_types[] = {
+	{ "A", 1 },    { "NS", 2 },   { "CNAME", 5 }, { "SOA", 6 },	  { "PTR", 12 },
+	{ "MX", 15 },  { "TXT", 16 }, { "AAAA", 28 }, { "SRV", 33 }, { "ANY", 255 },
+};
+
+static const char *dns_type_name(uint16_t type)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(dns_types); i++)
+		if (dns_types[i].type == type)
+			return dns_types[i].name;
+	return NULL;
+}
+
+static uint16_t dns_get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* Reads the name at *off (following compression pointers, at most 64
+ * jumps, which bounds any pointer loop) into out; *off moves past the
+ * name as written at that place. 0, or -1 when malformed. */
+static int dns_name_read(const uint8_t *p, size_t n, size_t *off, char *out, size_t outsz)
+{
+	size_t pos = *off, len = 0, end = 0;
+	int jumps = 0;
+
+	out[0] = '\0';
+	for (;;) {
+		if (pos >= n)
+			return -1;
+		uint8_t l = p[pos];
+		if ((l & 0xc0) == 0xc0) {
+			if (pos + 1 >= n || ++jumps > 64)
+				return -1;
+			if (!end)
+				end = pos + 2;
+			pos = (size_t)(l & 0x3f) << 8 | p[pos + 1];
+			continue;
+		}
+		if (l & 0xc0)
+			return -1;
+		pos++;
+		if (l == 0)
+			break;
+		if (pos + l > n || len + l + 2 > outsz)
+			return -1;
+		memcpy(out + len, p + pos, l);
+		len += l;
+		out[len++] = '.';
+		out[len] = '\0';
+		pos += l;
+	}
+	if (len == 0)
+		snprintf(out, outsz, ".");
+	*off = end ? end : pos;
+	return 0;
+}
+
+static void print_rdata(const uint8_t *p, size_t n, size_t off, uint16_t type, uint16_t rdlen)
+{
+	char text[INET6_ADDRSTRLEN], name[1024];
+	size_t o = off;
+
+	if (type == 1 && rdlen == 4) {
+		printf("%s", inet_ntop(AF_INET, p + off, text, sizeof(text)));
+	} else if (type == 28 && rdlen == 16) {
+		printf("%s", inet_ntop(AF_INET6, p + off, text, sizeof(text)));
+	} else if (type == 33 && rdlen > 6) {
+		o += 6;
+		if (dns_name_read(p, n, &o, name, sizeof(name)) < 0)
+			snprintf(name, sizeof(name), "?");
+		printf("%u %u %u %s", dns_get16(p + off), dns_get16(p + off + 2),
+		       dns_get16(p + off + 4), name);
+	} else if ((type == 5 || type == 2 || type == 12) &&
+		   dns_name_read(p, n, &o, name, sizeof(name)) == 0) {
+		printf("%s", name);
+	} else {
+		printf("(%u bytes)", rdlen);
+	}
+}
+
+static void on_dnsquery(void *userdata, const struct proto_msg *m)
+{
+	static const char *const rcodes[] = { "NOERROR", "FORMERR", "SERVFAIL",
+					      "NXDOMAIN", "NOTIMP",  "REFUSED" };
+	struct dbg *d = userdata;
+	const uint8_t *p = m->rep.data.data;
+	size_t n = m->rep.data.len, off = 12;
+	char name[1024];
+
+	if (m->status) {
+		fail(d, m->status, d->w[1]);
+		op_done(d);
+		return;
+	}
+	if (n < 12 || dns_get16(p) != d->fh || !(p[2] & 0x80)) {
+		fail(d, EBADMSG, "not the answer to our query");
+		op_done(d);
+		return;
+	}
+	unsigned rcode = p[3] & 0xf, qd = dns_get16(p + 4), an = dns_get16(p + 6);
+	for (unsigned i = 0; i < qd; i++)
+		if (dns_name_read(p, n, &off, name, sizeof(name)) < 0 || (off += 4) > n)
+			goto bad;
+	printf("ok rcode=%s tc=%d answers=%u\n", rcode < ARRAY_SIZE(rcodes) ? rcodes[rcode] : "?",
+	       !!(p[2] & 0x02), an);
+	for (unsigned i = 0; i < an; i++) {
+		if (dns_name_read(p, n, &off, name, sizeof(name)) < 0 || off + 10 > n)
+			goto bad;
+		uint16_t type = dns_get16(p + off), rdlen = dns_get16(p + off + 8);
+		uint32_t ttl = (uint32_t)dns_get16(p + off + 4) << 16 | dns_get16(p + off + 6);
+		off += 10;
+		if (off + rdlen > n)
+			goto bad;
+		const char *tn = dns_type_name(type);
+		if (tn)
+			printf("  %s %s ", name, tn);
+		else
+			printf("  %s TYPE%u ", name, type);
+		print_rdata(p, n, off, type, rdlen);
+		printf(" ttl=%u\n", ttl);
+		off += rdlen;
+	}
+	op_done(d);
+	return;
+bad:
+	fail(d, EBADMSG, "malformed DNS answer");
+	op_done(d);
+}
+
+static int dnsquery_start(struct dbg *d)
+{
+	struct proto_msg m = { .type = PROTO_DNS_QUERY };
+	uint8_t q[12 + 256 + 4] = { 0 };
+	const char *name = d->w[1];
+	size_t off = 12;
+	char *end;
+	unsigned long type = strtoul(d->w[2], &end, 10);
+
+	if (*end || !*d->w[2] || type > 65535) {
+		type = 0;
+		for (size_t i = 0; i < ARRAY_SIZE(dns_types); i++)
+			if (!strcasecmp(dns_types[i].name, d->w[2]))
+				type = dns_types[i].type;
+	}
+	d->fh = (uint16_t)(now_usec() ^ (uint64_t)getpid() << 8);
+	q[0] = (uint8_t)(d->fh >> 8);
+	q[1] = (uint8_t)d->fh;
+	q[2] = 0x01; /* RD */
+	q[5] = 1;    /* QDCOUNT */
+	for (const char *l = name; *l;) {
+		size_t len = strcspn(l, ".");
+		if (len == 0 || len > 63 || off + 1 + len + 5 > sizeof(q) - 4)
+			goto bad;
+		q[off++] = (uint8_t)len;
+		memcpy(q + off, l, len);
+		off += len;
+		l += len;
+		if (*l == '.')
+			l++;
+	}
+	q[off++] = 0;
+	if (type == 0 || off == 13)
+		goto bad;
+	q[off++] = (uint8_t)(type >> 8);
+	q[off++] = (uint8_t)type;
+	q[off++] = 0;
+	q[off++] = 1; /* class IN */
+	m.req.data.data = q;
+	m.req.data.len = (uint32_t)off;
+	return send_req(d, &m, on_dnsquery);
+bad:
+	fail(d, EINVAL, "dnsquery NAME TYPE: a DNS name and A, AAAA, SRV... or a number");
+	return -EINVAL;
+}
+
 /* --- the operation table -------------------------------------------------------- */
 
 struct op_desc {
@@ -677,6 +894,10 @@ static const struct op_desc op_table[] = {
 	{ "udp", 2, "udp IP PORT (stdin as one datagram, one reply)" },
 	{ "statloop", 3, "statloop PATH N INFLIGHT (ops/s)" },
 	{ "echoload", 4, "echoload IP PORT N BYTES (N concurrent echo streams, verified)" },
+	{ "resolve", 1, "resolve NAME (DNS_RESOLVE in the pod: canonical name, addresses)" },
+	{ "resolve4", 1, "resolve4 NAME (IPv4 only)" },
+	{ "resolve6", 1, "resolve6 NAME (IPv6 only)" },
+	{ "dnsquery", 2, "dnsquery NAME TYPE (raw DNS_QUERY; TYPE A, AAAA, SRV... or a number)" },
 };
 
 static int op_start(struct dbg *d)
@@ -770,6 +991,10 @@ static int op_start(struct dbg *d)
 		return r;
 	} else if (!strcmp(op, "echoload")) {
 		return echoload_start(d);
+	} else if (!strncmp(op, "resolve", 7)) {
+		return resolve_start(d);
+	} else if (!strcmp(op, "dnsquery")) {
+		return dnsquery_start(d);
 	} else if (!strcmp(op, "statloop")) {
 		sl = (struct statloop){ .d = d, .total = strtoull(d->w[2], NULL, 10) };
 		unsigned long long inflight = strtoull(d->w[3], NULL, 10);
