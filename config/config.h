@@ -477,6 +477,14 @@ int cfg_patterns_match(const struct cfg_patterns *p, const char *s, size_t len);
  * subtree is routed one way. */
 bool cfg_patterns_may_match_prefix(const struct cfg_patterns *p, const char *prefix, size_t len);
 
+/* Index of the first pattern of p that matches EVERY string starting with
+ * prefix[0..len), or -ENOENT. Proved, conservatively, by a complete match
+ * under PCRE2_PARTIAL_HARD: the match never looked past the end of the
+ * prefix (a `$`, a lookahead or a greedy `.*` reaching the end counts as
+ * looking), so no suffix can change it. A pattern that matches every
+ * extension in a way this cannot see is reported as not matching. */
+int cfg_patterns_must_match_prefix(const struct cfg_patterns *p, const char *prefix, size_t len);
+
 /* Compiles src[0..n) into p (caseless: PCRE2_CASELESS). On error returns
  * -EINVAL with reterr = "<what>[i]: <PCRE2 message> at offset N". Free
  * with cfg_patterns_done(). */

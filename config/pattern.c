@@ -141,6 +141,28 @@ bool cfg_patterns_may_match_prefix(const struct cfg_patterns *p, const char *pre
 	return may;
 }
 
+int cfg_patterns_must_match_prefix(const struct cfg_patterns *p, const char *prefix, size_t len)
+{
+	pcre2_match_data *md;
+	int found = -ENOENT;
+
+	if (!p->n)
+		return -ENOENT;
+	md = pcre2_match_data_create(1, NULL);
+	if (!md)
+		abort();
+	/* With PARTIAL_HARD a partial match wins over a complete one as soon
+	 * as the end of the subject is reached on any path tried, so a
+	 * complete match here was decided by the prefix alone. */
+	for (size_t i = 0; i < p->n; i++)
+		if (regex_exec(p->re[i], prefix, len, PCRE2_PARTIAL_HARD, md) >= 0) {
+			found = (int)i;
+			break;
+		}
+	pcre2_match_data_free(md);
+	return found;
+}
+
 /* --- mapping ---------------------------------------------------------------- */
 
 void cfg_mapping_done(struct cfg_mapping *m)
