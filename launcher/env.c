@@ -83,7 +83,7 @@ struct envvec {
 static void vec_done(struct envvec *e)
 {
 	sandbox_env_free(e->v);
-	*e = (struct envvec){ 0 };
+	*e = (struct envvec){0};
 }
 
 #define _cleanup_envvec_ _cleanup_(vec_done)
@@ -198,7 +198,7 @@ int sandbox_env_set(char ***env, const char *name, const char *value)
 			v[k] = NULL;
 		return 0;
 	}
-	struct envvec e = { .v = v, .n = n, .cap = v ? n + 1 : 0 };
+	struct envvec e = {.v = v, .n = n, .cap = v ? n + 1 : 0};
 	vec_set(&e, name, value);
 	*env = e.v;
 	return 0;
@@ -206,7 +206,7 @@ int sandbox_env_set(char ***env, const char *name, const char *value)
 
 int sandbox_env_parse(const struct proto_list *l, char ***ret, struct err *reterr)
 {
-	_cleanup_envvec_ struct envvec e = { 0 };
+	_cleanup_envvec_ struct envvec e = {0};
 	struct proto_iter it;
 	const char *s;
 	size_t i = 0;
@@ -350,7 +350,7 @@ enum subst { SUB_NONE, SUB_BLOCK, SUB_BRACED };
 /* parse_value(): the value part of a logical line, [p, end). */
 static int dotenv_value(struct dotenv *d, const char *p, const char *end, char **ret)
 {
-	_cleanup_(buf_done) struct buf out = { 0 }, name = { 0 };
+	_cleanup_(buf_done) struct buf out = {0}, name = {0};
 	bool strong = false, weak = false, escaped = false, expecting_end = false;
 	enum subst mode = SUB_NONE;
 	const char *start = p;
@@ -522,7 +522,10 @@ static size_t qstate_run(enum qstate *st, const char *p, size_t n)
 				*st = Q_COMMENT;
 				return i;
 			}
-			*st = c == '\\' ? Q_ESCAPE : c == '"' ? Q_WEAK : c == '\'' ? Q_STRONG : Q_COMPLETE;
+			*st = c == '\\'	  ? Q_ESCAPE
+			      : c == '"'  ? Q_WEAK
+			      : c == '\'' ? Q_STRONG
+					  : Q_COMPLETE;
 			break;
 		case Q_ESCAPE:
 			*st = Q_COMPLETE;
@@ -531,7 +534,10 @@ static size_t qstate_run(enum qstate *st, const char *p, size_t n)
 			if (c == ' ' || c == '\t' || c == '\v' || c == '\f')
 				*st = Q_WS;
 			else
-				*st = c == '\\' ? Q_ESCAPE : c == '"' ? Q_WEAK : c == '\'' ? Q_STRONG : Q_COMPLETE;
+				*st = c == '\\'	  ? Q_ESCAPE
+				      : c == '"'  ? Q_WEAK
+				      : c == '\'' ? Q_STRONG
+						  : Q_COMPLETE;
 			break;
 		case Q_WEAK:
 			*st = c == '\\' ? Q_WEAK_ESC : c == '"' ? Q_COMPLETE : Q_WEAK;
@@ -552,12 +558,11 @@ static size_t qstate_run(enum qstate *st, const char *p, size_t n)
 	return n;
 }
 
-int sandbox_env_file_parse(const char *text, size_t len, const char *what,
-			   char *const *lookup_env, char ***ret, struct err *reterr)
+int sandbox_env_file_parse(const char *text, size_t len, const char *what, char *const *lookup_env,
+			   char ***ret, struct err *reterr)
 {
 	_cleanup_(dotenv_done) struct dotenv d = {
-		.what = what, .lookup = lookup_env, .line = 1, .err = reterr
-	};
+		.what = what, .lookup = lookup_env, .line = 1, .err = reterr};
 	size_t pos = 0;
 	unsigned lineno = 1;
 	int r;
@@ -574,7 +579,8 @@ int sandbox_env_file_parse(const char *text, size_t len, const char *what,
 			if (pos == len) {
 				/* EOF inside a quote, an escape, or (a dotenvy quirk)
 				 * right after one trailing blank. */
-				return dotenv_error(&d, pos - start, "unterminated line at the end");
+				return dotenv_error(&d, pos - start,
+						    "unterminated line at the end");
 			}
 			nl = memchr(text + pos, '\n', len - pos);
 			pos = nl ? (size_t)(nl - text) + 1 : len;
@@ -619,7 +625,7 @@ int sandbox_env_file_load(const char *path, char *const *lookup_env, char ***ret
 			  struct err *reterr)
 {
 	_cleanup_close_ int fd = -1;
-	_cleanup_(buf_done) struct buf b = { 0 };
+	_cleanup_(buf_done) struct buf b = {0};
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
@@ -659,7 +665,7 @@ int sandbox_env_build(const struct cfg *cfg, char *const *remote_env, char *cons
 		      char ***ret, struct err *reterr)
 {
 	const struct cfg_env *ce = &cfg->feature.env;
-	_cleanup_envvec_ struct envvec pod = { 0 }, env = { 0 };
+	_cleanup_envvec_ struct envvec pod = {0}, env = {0};
 	_cleanup_free_ char *target = NULL;
 	int r;
 

@@ -92,8 +92,8 @@ int sandbox_env_parse(const struct proto_list *l, char ***ret, struct err *reter
  * sandbox_env_free(). -EINVAL with reterr = "<what>: line N: …" on the
  * first line that does not parse (the line's text is not echoed: values
  * may be secrets). */
-int sandbox_env_file_parse(const char *text, size_t len, const char *what,
-			   char *const *lookup_env, char ***ret, struct err *reterr);
+int sandbox_env_file_parse(const char *text, size_t len, const char *what, char *const *lookup_env,
+			   char ***ret, struct err *reterr);
 
 /* Reads path (at most SANDBOX_ENV_FILE_MAX bytes; a pipe is fine) and
  * parses it with sandbox_env_file_parse(). Errors as above, or -errno

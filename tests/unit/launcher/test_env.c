@@ -6,16 +6,16 @@
 #include "launcher/env.h"
 #include "tests/unit/tap.h"
 
-static const char *const no_env[] = { NULL };
+static const char *const no_env[] = {NULL};
 
 static struct cfg *load(const char *text)
 {
-	struct cfg_source src = { .text = text,
-				  .text_len = strlen(text),
-				  .env = no_env,
-				  .no_discover = true,
-				  .path = "test.json" };
-	struct err e = { 0 };
+	struct cfg_source src = {.text = text,
+				 .text_len = strlen(text),
+				 .env = no_env,
+				 .no_discover = true,
+				 .path = "test.json"};
+	struct err e = {0};
 	struct cfg *c = NULL;
 	int r = cfg_load(&src, &c, &e);
 
@@ -41,20 +41,15 @@ static char *const pod[] = {
 };
 
 static char *const local[] = {
-	"PATH=/usr/bin:/bin",
-	"HOME=/home/me",
-	"PWD=/work",
-	"TERM=xterm",
-	"REGION=local",
-	"Aws_Profile=mine",
-	NULL,
+	"PATH=/usr/bin:/bin", "HOME=/home/me",	  "PWD=/work", "TERM=xterm",
+	"REGION=local",	      "Aws_Profile=mine", NULL,
 };
 
 /* Builds with cfg text; fails the test on error. Caller frees. */
 static char **build(const char *json, char *const *remote, char *const *loc)
 {
 	struct cfg *c = load(json);
-	struct err e = { 0 };
+	struct err e = {0};
 	char **env = NULL;
 	int r = sandbox_env_build(c, remote, loc, &env, &e);
 
@@ -85,7 +80,7 @@ TEST(wildmatch)
 	CHECK(sandbox_env_wildmatch("a*b*c", "aXbYbZc"));
 	CHECK(!sandbox_env_wildmatch("a*b*c", "aXbYbZ"));
 	CHECK(sandbox_env_wildmatch("**?", "x"));
-	CHECK(!sandbox_env_wildmatch("FOO", "foo"));     /* case-sensitive */
+	CHECK(!sandbox_env_wildmatch("FOO", "foo"));	/* case-sensitive */
 	CHECK(!sandbox_env_wildmatch("FOO", "FOOBAR")); /* whole name */
 	CHECK(sandbox_env_wildmatch("CAF?", "CAF\xc3\xa9"));
 	CHECK(!sandbox_env_wildmatch("CAF??", "CAF\xc3\xa9"));
@@ -114,10 +109,19 @@ TEST(default_takes_everything_but_default_excludes)
 TEST(default_excludes_list)
 {
 	struct cfg *c = load("{}");
-	static const char *const ex[] = { "PATH",	  "HOME",	  "PWD",	 "PYTHONPATH",
-					  "CLASSPATH",	  "GOPATH",	  "GOMODCACHE",	 "RUST_LOG",
-					  "MIRRORD_LOG", "_JAVA_OPTIONS", "BUNDLE_PATH", "DOTNET_EnableDiagnostics",
-					  "BUNDLER_ORIG_BUNDLER_ORIG_MANPATH" };
+	static const char *const ex[] = {"PATH",
+					 "HOME",
+					 "PWD",
+					 "PYTHONPATH",
+					 "CLASSPATH",
+					 "GOPATH",
+					 "GOMODCACHE",
+					 "RUST_LOG",
+					 "MIRRORD_LOG",
+					 "_JAVA_OPTIONS",
+					 "BUNDLE_PATH",
+					 "DOTNET_EnableDiagnostics",
+					 "BUNDLER_ORIG_BUNDLER_ORIG_MANPATH"};
 
 	for (size_t i = 0; i < sizeof(ex) / sizeof(ex[0]); i++)
 		if (sandbox_env_selected(&c->feature.env, ex[i]))
@@ -131,8 +135,8 @@ TEST(default_excludes_list)
 
 TEST(include)
 {
-	char **env = build(
-		"{\"feature\":{\"env\":{\"include\":\"DATABASE_USER;MY_APP_*\"}}}", pod, local);
+	char **env = build("{\"feature\":{\"env\":{\"include\":\"DATABASE_USER;MY_APP_*\"}}}", pod,
+			   local);
 
 	CHECK_STR(GET(env, "DATABASE_USER"), "app");
 	CHECK_STR(GET(env, "MY_APP_MODE"), "prod");
@@ -156,9 +160,9 @@ TEST(include_cannot_reinclude_default_excludes)
 
 TEST(exclude)
 {
-	char **env = build(
-		"{\"feature\":{\"env\":{\"exclude\":[\"DATABASE_PASSWORD\",\"MY_APP_?\"]}}}", pod,
-		local);
+	char **env =
+		build("{\"feature\":{\"env\":{\"exclude\":[\"DATABASE_PASSWORD\",\"MY_APP_?\"]}}}",
+		      pod, local);
 
 	CHECK(GET(env, "DATABASE_PASSWORD") == NULL);
 	CHECK(GET(env, "MY_APP_X") == NULL);
@@ -278,7 +282,7 @@ TEST(mapping_first_in_file_order)
 
 TEST(empty_and_null_remote)
 {
-	char *const empty[] = { NULL };
+	char *const empty[] = {NULL};
 	char **a = build("{}", empty, local);
 	char **b = build("{}", NULL, NULL);
 
@@ -292,8 +296,8 @@ TEST(empty_and_null_remote)
 
 TEST(duplicates_and_malformed)
 {
-	char *const remote[] = { "A=1", "B=x", "A=2", "NOEQUALS", "=value", "C=", "D==d", NULL };
-	char *const loc[] = { "L=1", "X=a", "L=2", "junk", NULL };
+	char *const remote[] = {"A=1", "B=x", "A=2", "NOEQUALS", "=value", "C=", "D==d", NULL};
+	char *const loc[] = {"L=1", "X=a", "L=2", "junk", NULL};
 	char **env = build("{}", remote, loc);
 
 	CHECK_STR(GET(env, "A"), "2");
@@ -315,7 +319,7 @@ TEST(duplicates_and_malformed)
 TEST(bad_override_name)
 {
 	struct cfg *c = load("{\"feature\":{\"env\":{\"override\":{\"A=B\":\"x\"}}}}");
-	struct err e = { 0 };
+	struct err e = {0};
 	char **env = NULL;
 
 	CHECK_INT(sandbox_env_build(c, pod, local, &env, &e), ==, -EINVAL);
@@ -352,15 +356,15 @@ TEST(set_get_remove)
 
 TEST(parse_getenv_list)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 	struct proto_list l;
-	struct err e = { 0 };
+	struct err e = {0};
 	char **env = NULL;
-	static const char *const items[] = { "A=1", "bogus", "B=2=3", "=x", "C=" };
+	static const char *const items[] = {"A=1", "bogus", "B=2=3", "=x", "C="};
 
 	for (size_t i = 0; i < 5; i++)
 		proto_put_str(&b, items[i]);
-	l = (struct proto_list){ .count = 5, .data = buf_data(&b), .len = (uint32_t)buf_len(&b) };
+	l = (struct proto_list){.count = 5, .data = buf_data(&b), .len = (uint32_t)buf_len(&b)};
 	CHECK_INT(sandbox_env_parse(&l, &env, &e), ==, 3);
 	CHECK_STR(env[0], "A=1");
 	CHECK_STR(env[1], "B=2=3");
@@ -368,7 +372,7 @@ TEST(parse_getenv_list)
 	CHECK(env[3] == NULL);
 	sandbox_env_free(env);
 
-	l = (struct proto_list){ .count = 0, .data = NULL, .len = 0 };
+	l = (struct proto_list){.count = 0, .data = NULL, .len = 0};
 	CHECK_INT(sandbox_env_parse(&l, &env, &e), ==, 0);
 	REQUIRE(env);
 	CHECK(env[0] == NULL);
@@ -380,7 +384,7 @@ TEST(parse_getenv_list)
 
 static char **dotenv(const char *text, char *const *lookup)
 {
-	struct err e = { 0 };
+	struct err e = {0};
 	char **out = NULL;
 	int r = sandbox_env_file_parse(text, strlen(text), "t.env", lookup, &out, &e);
 
@@ -432,10 +436,11 @@ TEST(dotenv_basic)
 /* dotenvy's test_parse_value_escapes. */
 TEST(dotenv_escapes)
 {
-	char **v = dotenv("KEY=my\\ cool\\ value\nKEY2=\\$sweet\nKEY3=\"awesome stuff \\\"mang\\\"\"\n"
-			  "KEY4='sweet $\\fgs'\\''fds'\nKEY5=\"'\\\"yay\\\\\"\\ \"stuff\"\n"
-			  "KEY6=\"lol\" #well you see when I say lol wh\nKEY7=\"line 1\\nline 2\"\n",
-			  NULL);
+	char **v =
+		dotenv("KEY=my\\ cool\\ value\nKEY2=\\$sweet\nKEY3=\"awesome stuff \\\"mang\\\"\"\n"
+		       "KEY4='sweet $\\fgs'\\''fds'\nKEY5=\"'\\\"yay\\\\\"\\ \"stuff\"\n"
+		       "KEY6=\"lol\" #well you see when I say lol wh\nKEY7=\"line 1\\nline 2\"\n",
+		       NULL);
 
 	CHECK_INT(sandbox_env_count(v), ==, 7);
 	CHECK_STR(GET(v, "KEY"), "my cool value");
@@ -477,7 +482,7 @@ TEST(dotenv_multiline_and_keys)
 
 TEST(dotenv_substitution)
 {
-	char *const lookup[] = { "USER=me", "KEY11=from-env", NULL };
+	char *const lookup[] = {"USER=me", "KEY11=from-env", NULL};
 	char **v = dotenv("KEY1=test_user\nKEY1_1=sep\nKEY=\">$KEY1_1<>$KEY1}<>$KEY1{<\"\n"
 			  "B=${KEY1}\nE=${USER}@host\nKEY11=file\nP=\">${KEY11}<\"\n"
 			  "U=>$NOPE<${NOPE2}\nQ='$KEY1'\nX=\\$KEY1\nD=$$KEY1\n",
@@ -508,7 +513,7 @@ TEST(dotenv_duplicates_kept_in_order)
 
 TEST(dotenv_errors)
 {
-	struct err e = { 0 };
+	struct err e = {0};
 
 	CHECK_INT(dotenv_err("  invalid    \n", &e), ==, -EINVAL);
 	CHECK_CONTAINS(e.msg, "t.env: line 1");
@@ -535,7 +540,7 @@ TEST(dotenv_errors)
 
 TEST(dotenv_nul_and_empty)
 {
-	struct err e = { 0 };
+	struct err e = {0};
 	char **out = NULL;
 
 	CHECK_INT(sandbox_env_file_parse("A=x\0y\n", 6, "t.env", NULL, &out, &e), ==, -EINVAL);
@@ -568,7 +573,8 @@ TEST(env_file_order)
 
 	REQUIRE(asprintf(&json,
 			 "{\"feature\":{\"env\":{\"env_file\":\"%s\",\"include\":\"REGION;MY_*\","
-			 "\"mapping\":{\"^FILE_\":\"mapped\"},\"override\":{\"MY_APP_MODE\":\"ovr\"},"
+			 "\"mapping\":{\"^FILE_\":\"mapped\"},\"override\":{\"MY_APP_MODE\":"
+			 "\"ovr\"},"
 			 "\"unset\":\"secret\"}}}",
 			 path) > 0);
 	env = build(json, pod, local);
@@ -604,7 +610,7 @@ TEST(env_file_substitutes_from_local_env)
 TEST(env_file_errors)
 {
 	struct cfg *c = load("{\"feature\":{\"env\":{\"env_file\":\"/nonexistent/podenv.env\"}}}");
-	struct err e = { 0 };
+	struct err e = {0};
 	char **env = NULL;
 	char *path = write_tmp("A=1\nB=\"open\n");
 	char *json = NULL;
@@ -632,17 +638,17 @@ TEST(env_file_from_env_var)
 	char *path = write_tmp("FROM_FLAG=yes\n");
 	char *var = NULL;
 	struct cfg *c;
-	struct err e = { 0 };
+	struct err e = {0};
 	char **env = NULL;
 
 	REQUIRE(asprintf(&var, "MIRRORD_OVERRIDE_ENV_VARS_FILE=%s", path) > 0);
 	{
-		const char *const envp[] = { var, NULL };
-		struct cfg_source src = { .text = "{}",
-					  .text_len = 2,
-					  .env = envp,
-					  .no_discover = true,
-					  .path = "t.json" };
+		const char *const envp[] = {var, NULL};
+		struct cfg_source src = {.text = "{}",
+					 .text_len = 2,
+					 .env = envp,
+					 .no_discover = true,
+					 .path = "t.json"};
 		REQUIRE(cfg_load(&src, &c, &e) == 0);
 	}
 	CHECK_OK(sandbox_env_build(c, NULL, local, &env, &e));
