@@ -509,6 +509,21 @@ static int dotenv_line(struct dotenv *d, const char *p, const char *end)
 
 enum qstate { Q_COMPLETE, Q_ESCAPE, Q_STRONG, Q_STRONG_ESC, Q_WEAK, Q_WEAK_ESC, Q_COMMENT, Q_WS };
 
+/* The state after c outside quotes: an escape or a quote opens. */
+static enum qstate qstate_after(char c)
+{
+	switch (c) {
+	case '\\':
+		return Q_ESCAPE;
+	case '"':
+		return Q_WEAK;
+	case '\'':
+		return Q_STRONG;
+	default:
+		return Q_COMPLETE;
+	}
+}
+
 /* eval_end_state(): runs the line-joining state machine over one physical
  * line; returns the offset of a comment's '#' when it ends in Q_COMMENT. */
 static size_t qstate_run(enum qstate *st, const char *p, size_t n)
@@ -522,10 +537,7 @@ static size_t qstate_run(enum qstate *st, const char *p, size_t n)
 				*st = Q_COMMENT;
 				return i;
 			}
-			*st = c == '\\'	  ? Q_ESCAPE
-			      : c == '"'  ? Q_WEAK
-			      : c == '\'' ? Q_STRONG
-					  : Q_COMPLETE;
+			*st = qstate_after(c);
 			break;
 		case Q_ESCAPE:
 			*st = Q_COMPLETE;
@@ -534,10 +546,7 @@ static size_t qstate_run(enum qstate *st, const char *p, size_t n)
 			if (c == ' ' || c == '\t' || c == '\v' || c == '\f')
 				*st = Q_WS;
 			else
-				*st = c == '\\'	  ? Q_ESCAPE
-				      : c == '"'  ? Q_WEAK
-				      : c == '\'' ? Q_STRONG
-						  : Q_COMPLETE;
+				*st = qstate_after(c);
 			break;
 		case Q_WEAK:
 			*st = c == '\\' ? Q_WEAK_ESC : c == '"' ? Q_COMPLETE : Q_WEAK;
