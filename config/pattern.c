@@ -132,9 +132,20 @@ bool cfg_patterns_may_match_prefix(const struct cfg_patterns *p, const char *pre
 	if (!md)
 		abort();
 	/* PARTIAL_HARD: "the subject ended before the pattern could decide" is
-	 * reported as PCRE2_ERROR_PARTIAL, i.e. a longer string may match. */
+	 * reported as PCRE2_ERROR_PARTIAL, i.e. a longer string may match.
+	 * PCRE2 reports no partial match that would start at the very end
+	 * of the subject, so an unanchored pattern ("secret") could still
+	 * match text appended after the prefix: count it as a maybe. */
 	for (size_t i = 0; i < p->n && !may; i++) {
-		int r = regex_exec(p->re[i], prefix, len, PCRE2_PARTIAL_HARD, md);
+		uint32_t opts = 0;
+		int r;
+
+		pcre2_pattern_info(p->re[i]->code, PCRE2_INFO_ALLOPTIONS, &opts);
+		if (!(opts & PCRE2_ANCHORED)) {
+			may = true;
+			break;
+		}
+		r = regex_exec(p->re[i], prefix, len, PCRE2_PARTIAL_HARD, md);
 		may = r >= 0 || r == PCRE2_ERROR_PARTIAL;
 	}
 	pcre2_match_data_free(md);
