@@ -10,6 +10,10 @@
 /* podenv config check|schema: see cmd_config.c. */
 int cli_config_main(int argc, char **argv);
 
+/* podenv exec / shell (argv[0] says which), and podenv mount. */
+int cli_exec_main(int argc, char **argv);
+int cli_mount_main(int argc, char **argv);
+
 /* podenv debug agent OP...: protocol operations against an agent. */
 int cli_debug_main(int argc, char **argv);
 

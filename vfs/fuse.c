@@ -30,7 +30,9 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/loop.h"
 #include "common/map.h"
+#include "proto/proto.h"
 #include "vfs/vfs.h"
 
 #define ATTR_TIMEOUT 1.0
@@ -65,6 +67,8 @@ struct vfs_mount {
 	fuse_ino_t next_ino;
 	char **synthetic; /* directories shown empty (mount points) */
 	size_t nsynthetic;
+	char **anchors; /* local paths whose ancestors must be traversable */
+	size_t nanchors;
 	bool gone;	  /* unmounted from outside or FUSE connection ended */
 	struct map skip_cache; /* pid -> 1 (skip) or 2 (no skip) */
 };
@@ -188,6 +192,18 @@ static bool is_synthetic(struct vfs_mount *m, const char *path)
 	return false;
 }
 
+static bool is_anchor_or_ancestor(struct vfs_mount *m, const char *path)
+{
+	size_t pl = strlen(path);
+
+	for (size_t i = 0; i < m->nanchors; i++) {
+		const char *a = m->anchors[i];
+		if (!strncmp(a, path, pl) && (a[pl] == '/' || a[pl] == '\0'))
+			return true;
+	}
+	return false;
+}
+
 /* Is this process one whose file operations are served locally
  * (skip_processes / skip_build_tools)? Cached per PID for the session. */
 static bool caller_skipped(struct vfs_mount *m, fuse_req_t req)
@@ -240,6 +256,13 @@ static int route(struct vfs_mount *m, fuse_req_t req, const char *path, unsigned
 		r = vfs_route(m->router, path, flags, d);
 		if (r < 0)
 			return r;
+		/* The kernel walks a path one component at a time: the
+		 * directories above the working directory and the program (both
+		 * local) must be there to reach them, whatever their own route. */
+		if (d->verdict != VFS_LOCAL && !(flags & VFS_ROUTE_WRITE) && is_anchor_or_ancestor(m, path)) {
+			d->verdict = VFS_LOCAL;
+			snprintf(d->path, sizeof(d->path), "%s", path);
+		}
 	}
 	if (d->verdict == VFS_NOT_FOUND)
 		return -ENOENT;
@@ -418,7 +441,6 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Large requests: 1 MiB reads and writes, readdirplus, and the page
 	 * cache kept across opens when the file did not change. */
 	conn->max_write = 1u << 20;
-	conn->max_read = 1u << 20;
 	conn->max_readahead = 1u << 20;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
@@ -548,6 +570,94 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	send_call(m, call_new(m, req, CALL_ATTR, path), &msg);
 }
 
+/* Remote setattr: one request per attribute group (size, mode, owner,
+ * times), in that order; the last answer's attributes go to the kernel. */
+struct setattr_call {
+	struct vfs_mount *m;
+	fuse_req_t req;
+	struct stat attr;
+	int to_set;
+	uint64_t fh;
+	bool has_fh;
+	char path[VFS_PATH_MAX]; /* remote path */
+};
+
+static void setattr_next(struct setattr_call *c);
+
+static void on_setattr_reply(void *userdata, const struct proto_msg *msg)
+{
+	struct setattr_call *c = userdata;
+	struct stat st;
+
+	if (msg->status) {
+		fuse_reply_err(c->req, map_err(msg->status));
+		free(c);
+		return;
+	}
+	if (c->to_set) {
+		setattr_next(c);
+		return;
+	}
+	stat_from_attr(&st, &msg->rep.attr);
+	fuse_reply_attr(c->req, &st, ATTR_TIMEOUT);
+	free(c);
+}
+
+static void setattr_next(struct setattr_call *c)
+{
+	struct proto_msg msg = { 0 };
+	const struct stat *attr = &c->attr;
+	int to_set = c->to_set;
+
+	msg.req.path = c->path;
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		msg.type = c->has_fh ? PROTO_FTRUNCATE : PROTO_TRUNCATE;
+		msg.req.fh = c->fh;
+		msg.req.size = (uint64_t)attr->st_size;
+		to_set &= ~FUSE_SET_ATTR_SIZE;
+	} else if (to_set & FUSE_SET_ATTR_MODE) {
+		msg.type = PROTO_CHMOD;
+		msg.req.mode = attr->st_mode & 07777;
+		to_set &= ~FUSE_SET_ATTR_MODE;
+	} else if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		msg.type = PROTO_CHOWN;
+		msg.req.uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : PROTO_ID_KEEP;
+		msg.req.gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : PROTO_ID_KEEP;
+		msg.req.flags = PROTO_STAT_NOFOLLOW;
+		to_set &= ~(FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID);
+	} else if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+			     FUSE_SET_ATTR_MTIME_NOW)) {
+		msg.type = PROTO_UTIMENS;
+		msg.req.atime.nsec = PROTO_UTIME_OMIT;
+		msg.req.mtime.nsec = PROTO_UTIME_OMIT;
+		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+			msg.req.atime.nsec = PROTO_UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_ATIME)
+			msg.req.atime = (struct proto_time){ attr->st_atim.tv_sec,
+							     (uint32_t)attr->st_atim.tv_nsec };
+		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+			msg.req.mtime.nsec = PROTO_UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_MTIME)
+			msg.req.mtime = (struct proto_time){ attr->st_mtim.tv_sec,
+							     (uint32_t)attr->st_mtim.tv_nsec };
+		msg.req.flags = PROTO_STAT_NOFOLLOW;
+		to_set &= ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+			    FUSE_SET_ATTR_MTIME_NOW);
+	} else {
+		/* Nothing (left) that needs the pod: report the attributes. */
+		msg.type = PROTO_STAT;
+		msg.req.flags = PROTO_STAT_NOFOLLOW;
+	}
+	/* ctime and the kill-suid bits follow from the changes themselves. */
+	c->to_set = to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+			      FUSE_SET_ATTR_GID | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW);
+	if (proto_client_request(c->m->client, &msg, on_setattr_reply, c) < 0) {
+		fuse_reply_err(c->req, EIO);
+		free(c);
+	}
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
@@ -598,58 +708,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 		return;
 	}
-	/* Remote: one request per attribute group; the last one answers with
-	 * the final attributes. Sizes first (the common case is truncate). */
-	struct proto_msg msg = { 0 };
-	msg.req.path = d.path;
-	if (to_set & FUSE_SET_ATTR_SIZE) {
-		if (h && h->remote) {
-			msg.type = PROTO_FTRUNCATE;
-			msg.req.fh = h->fh;
-		} else {
-			msg.type = PROTO_TRUNCATE;
-		}
-		msg.req.size = (uint64_t)attr->st_size;
-		to_set &= ~FUSE_SET_ATTR_SIZE;
-	} else if (to_set & FUSE_SET_ATTR_MODE) {
-		msg.type = PROTO_CHMOD;
-		msg.req.mode = attr->st_mode & 07777;
-		to_set &= ~FUSE_SET_ATTR_MODE;
-	} else if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		msg.type = PROTO_CHOWN;
-		msg.req.uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : PROTO_ID_KEEP;
-		msg.req.gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : PROTO_ID_KEEP;
-		msg.req.flags = PROTO_STAT_NOFOLLOW;
-		to_set &= ~(FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID);
-	} else if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
-		msg.type = PROTO_UTIMENS;
-		msg.req.atime.nsec = PROTO_UTIME_OMIT;
-		msg.req.mtime.nsec = PROTO_UTIME_OMIT;
-		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
-			msg.req.atime.nsec = PROTO_UTIME_NOW;
-		else if (to_set & FUSE_SET_ATTR_ATIME)
-			msg.req.atime = (struct proto_time){ attr->st_atim.tv_sec,
-							     (uint32_t)attr->st_atim.tv_nsec };
-		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
-			msg.req.mtime.nsec = PROTO_UTIME_NOW;
-		else if (to_set & FUSE_SET_ATTR_MTIME)
-			msg.req.mtime = (struct proto_time){ attr->st_mtim.tv_sec,
-							     (uint32_t)attr->st_mtim.tv_nsec };
-		msg.req.flags = PROTO_STAT_NOFOLLOW;
-		to_set &= ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
-			    FUSE_SET_ATTR_MTIME_NOW);
-	} else {
-		msg.type = PROTO_STAT;
-		msg.req.flags = PROTO_STAT_NOFOLLOW;
-	}
-	/* Several groups at once are rare (touch -d with chmod…): the kernel
-	 * sends separate setattr calls for most tools; apply the first group
-	 * and report the others unsupported rather than half-done. */
-	if (to_set & ~(FUSE_SET_ATTR_CTIME | FUSE_SET_ATTR_KILL_SUIDGID)) {
-		fuse_reply_err(req, EOPNOTSUPP);
-		return;
-	}
-	send_call(m, call_new(m, req, CALL_ATTR, path), &msg);
+	struct setattr_call *c = xcalloc(1, sizeof(*c));
+	c->m = m;
+	c->req = req;
+	c->attr = *attr;
+	c->to_set = to_set;
+	c->fh = h && h->remote ? h->fh : 0;
+	c->has_fh = h && h->remote;
+	snprintf(c->path, sizeof(c->path), "%s", d.path);
+	setattr_next(c);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -1667,6 +1734,10 @@ int vfs_mount_new(const struct vfs_mount_opts *o, struct vfs_mount **ret, struct
 		m->synthetic = xrealloc(m->synthetic, (m->nsynthetic + 1) * sizeof(char *));
 		m->synthetic[m->nsynthetic++] = xstrdup(*s);
 	}
+	for (const char *const *s = o->local_anchors; s && *s; s++) {
+		m->anchors = xrealloc(m->anchors, (m->nanchors + 1) * sizeof(char *));
+		m->anchors[m->nanchors++] = xstrdup(*s);
+	}
 	root = xcalloc(1, sizeof(*root));
 	root->ino = FUSE_ROOT_ID;
 	root->path = xstrdup("/");
@@ -1739,6 +1810,9 @@ void vfs_mount_free(struct vfs_mount *m)
 	for (size_t i = 0; i < m->nsynthetic; i++)
 		free(m->synthetic[i]);
 	free(m->synthetic);
+	for (size_t i = 0; i < m->nanchors; i++)
+		free(m->anchors[i]);
+	free(m->anchors);
 	free(m->mountpoint);
 	free(m->private_prefix);
 	free(m);

@@ -232,6 +232,14 @@ struct vfs_mount_opts {
 	/* Absolute paths shown as empty directories (mount points the
 	 * sandbox mounts over), NULL-terminated; may be NULL. Copied. */
 	const char *const *synthetic_dirs;
+	/* Absolute local paths (the working directory, the program, the
+	 * host's ELF interpreters) that are, with their ancestor directories,
+	 * served from the local side for lookups and listings, so the
+	 * kernel's component-by-component walk reaches them whatever those
+	 * directories' own routes say (the kernel, not the app, opens an
+	 * interpreter: mirrord never sees it either). NULL-terminated; may be
+	 * NULL. Copied. */
+	const char *const *local_anchors;
 	bool read_only;
 	bool allow_other; /* other users may use the mount (needs root) */
 };

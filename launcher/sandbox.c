@@ -1,0 +1,419 @@
+/* The sandbox (sandbox.h).
+ *
+ * The launcher first moves into a private copy of the host's mount
+ * namespace, so every mount it makes (the FUSE views, a tmpfs for their
+ * mount points) dies with it, even on SIGKILL. It serves the FUSE mounts
+ * on its loop while a child builds the app's root and then execs the app:
+ * the child binds the host's /proc, /sys and /dev, binds natively every
+ * subtree the mount plan proved local (the FUSE view is mounted back on
+ * the plan's exceptions), puts the pod's raw root at /run/podenv/root, and
+ * pivots into the routed FUSE view. The child has its own mount namespace
+ * (pivot_root would otherwise move the launcher too) and UTS namespace.
+ * A failure before exec travels to the parent over a CLOEXEC socket (EOF
+ * means the exec happened), as in crun.
+ */
+#define LOG_TARGET "podenv::sandbox"
+#include <fcntl.h>
+#include <glob.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "common/log.h"
+#include "launcher/sandbox.h"
+#include "vfs/vfs.h"
+
+#define PODENV_ROOT_DIR "/run/podenv/root"
+
+static const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+					 SIGWINCH, SIGCONT };
+
+struct sandbox {
+	const struct sandbox_opts *o;
+	struct session *s;
+	char dir[64]; /* private directory: root/, pod/, view/ */
+	char cwd[4096];
+	struct vfs_router *router;
+	struct vfs_plan *plan;
+	struct vfs_mount *root_mount;
+	struct vfs_mount *pod_mount;
+	pid_t child;
+	int errfd;
+	struct loop_source *err_src;
+	bool exited;
+	int status;
+	char child_error[ERR_MSG_MAX];
+	bool lost;
+	struct loop_source *kill_timer;
+};
+
+/* --- the child ------------------------------------------------------------ */
+
+/* Reports "what: strerror(errno)" to the parent and exits. */
+static void __attribute__((noreturn, format(printf, 3, 4)))
+child_fail(int errfd, int code, const char *fmt, ...)
+{
+	char msg[ERR_MSG_MAX];
+	int e = errno;
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	n = strlen(msg);
+	if (e)
+		snprintf(msg + n, sizeof(msg) - n, ": %s", strerror(e));
+	if (write(errfd, msg, strlen(msg)) < 0) {
+		/* the parent is gone: nothing to tell */
+	}
+	_exit(code);
+}
+
+static void bind_or_fail(int errfd, const char *src, const char *dst, bool rec)
+{
+	if (mount(src, dst, NULL, MS_BIND | (rec ? MS_REC : 0), NULL) < 0)
+		child_fail(errfd, 125, "binding %s on %s", src, dst);
+}
+
+static bool is_dir_nofollow(const char *p)
+{
+	struct stat st;
+
+	return lstat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void child_main(struct sandbox *sb, int errfd)
+{
+	const struct sandbox_opts *o = sb->o;
+	char newroot[128], view[128], p[4096], q[4096];
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(forwarded_signals); i++)
+		signal(forwarded_signals[i], SIG_DFL);
+	/* The app cannot outlive the launcher: its root is served by it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+
+	if (unshare(CLONE_NEWNS | (o->set_hostname ? CLONE_NEWUTS : 0)) < 0)
+		child_fail(errfd, 125, "creating the app's namespaces");
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		child_fail(errfd, 125, "making mounts private");
+	snprintf(newroot, sizeof(newroot), "%s/root", sb->dir);
+	snprintf(view, sizeof(view), "%s/view", sb->dir);
+	/* A second handle on the FUSE view, for the plan's exceptions: once a
+	 * native subtree covers newroot/usr, newroot/usr/x is the host's. */
+	bind_or_fail(errfd, newroot, view, false);
+
+	/* Native where provable. */
+	for (size_t i = 0; sb->plan && i < vfs_plan_count(sb->plan); i++) {
+		const struct vfs_plan_entry *e = vfs_plan_get(sb->plan, i);
+		size_t rl = strlen(e->root);
+		/* Not the tree that holds our own mount point: it must stay the
+		 * FUSE view, which shows /run/podenv. */
+		bool ours = !strncmp(PODENV_ROOT_DIR, e->root, rl) && PODENV_ROOT_DIR[rl] == '/';
+		bool ok = e->provable && !ours && is_dir_nofollow(e->root);
+		for (size_t k = 0; ok && k < e->n_except; k++) {
+			snprintf(p, sizeof(p), "%s/%s", e->root, e->except[k]);
+			ok = is_dir_nofollow(p); /* the mount point must exist natively */
+		}
+		if (!ok)
+			continue;
+		snprintf(p, sizeof(p), "%s%s", newroot, e->root);
+		bind_or_fail(errfd, e->root, p, true);
+		/* Our own mounts came along with a recursive bind of /tmp:
+		 * the app has no business with them. */
+		if (!strncmp(sb->dir, e->root, rl) && sb->dir[rl] == '/') {
+			snprintf(q, sizeof(q), "%s%s", newroot, sb->dir);
+			umount2(q, MNT_DETACH);
+		}
+		for (size_t k = 0; k < e->n_except; k++) {
+			snprintf(p, sizeof(p), "%s%s/%s", view, e->root, e->except[k]);
+			snprintf(q, sizeof(q), "%s%s/%s", newroot, e->root, e->except[k]);
+			bind_or_fail(errfd, p, q, false);
+		}
+		log_debug("native: %s (%zu exceptions)", e->root, e->n_except);
+	}
+	/* The kernel's own trees are always the host's. */
+	static const char *const kernel_dirs[] = { "/proc", "/sys", "/dev" };
+	for (size_t i = 0; i < ARRAY_SIZE(kernel_dirs); i++) {
+		const struct vfs_plan_entry *e = sb->plan ? vfs_plan_find(sb->plan, kernel_dirs[i])
+							  : NULL;
+		if (e && e->provable && e->n_except == 0)
+			continue; /* already bound */
+		snprintf(p, sizeof(p), "%s%s", newroot, kernel_dirs[i]);
+		bind_or_fail(errfd, kernel_dirs[i], p, true);
+	}
+	/* The pod's whole filesystem, unfiltered. */
+	snprintf(p, sizeof(p), "%s/pod", sb->dir);
+	snprintf(q, sizeof(q), "%s%s", newroot, PODENV_ROOT_DIR);
+	bind_or_fail(errfd, p, q, true);
+
+	if (chdir(newroot) < 0)
+		child_fail(errfd, 125, "entering %s", newroot);
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		child_fail(errfd, 125, "switching the root to the pod's filesystem");
+	if (umount2(".", MNT_DETACH) < 0)
+		child_fail(errfd, 125, "detaching the old root");
+	if (chdir("/") < 0)
+		child_fail(errfd, 125, "chdir /");
+	if (o->set_hostname && sethostname(sb->s->hostname, strlen(sb->s->hostname)) < 0)
+		child_fail(errfd, 125, "setting the hostname to %s", sb->s->hostname);
+	/* Keep the working directory (routed local by default). */
+	if (sb->cwd[0] && chdir(sb->cwd) < 0)
+		child_fail(errfd, 125, "entering the working directory %s in the pod's view",
+			   sb->cwd);
+	extern char **environ;
+	environ = o->env;
+	execvp(o->argv[0], o->argv);
+	child_fail(errfd, errno == ENOENT ? 127 : 126, "cannot run %s", o->argv[0]);
+}
+
+/* --- the parent ------------------------------------------------------------ */
+
+static int on_child_exit(struct loop_source *src, const siginfo_t *si, void *userdata)
+{
+	struct sandbox *sb = userdata;
+	(void)src;
+
+	sb->exited = true;
+	sb->status = si->si_code == CLD_EXITED ? si->si_status : 128 + si->si_status;
+	loop_exit(sb->s->loop, 0);
+	return 0;
+}
+
+static int on_child_error(struct loop_source *src, int fd, uint32_t events, void *userdata)
+{
+	struct sandbox *sb = userdata;
+	ssize_t n = read(fd, sb->child_error, sizeof(sb->child_error) - 1);
+	(void)events;
+
+	if (n > 0)
+		sb->child_error[n] = '\0';
+	/* EOF or a message: either way there is nothing more to read. */
+	loop_source_free(src);
+	sb->err_src = NULL;
+	return 0;
+}
+
+static int on_signal(struct loop_source *src, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct sandbox *sb = userdata;
+	(void)src;
+
+	/* Signals the terminal sends (^C, ^\, window size) reach the app
+	 * directly: it is in our process group. Forward only the others. */
+	if (si->ssi_code == SI_KERNEL)
+		return 0;
+	if (sb->child > 0 && !sb->exited)
+		kill(sb->child, (int)si->ssi_signo);
+	return 0;
+}
+
+static int on_kill_timer(struct loop_source *src, usec_t now, void *userdata)
+{
+	struct sandbox *sb = userdata;
+	(void)src;
+	(void)now;
+
+	if (!sb->exited)
+		kill(sb->child, SIGKILL);
+	return 0;
+}
+
+static void on_lost(struct session *s)
+{
+	struct sandbox *sb = s->userdata;
+
+	log_error("lost the agent: %s; stopping %s", s->lost_reason, sb->o->argv[0]);
+	sb->lost = true;
+	if (sb->child > 0 && !sb->exited) {
+		kill(sb->child, SIGTERM);
+		loop_add_timer(s->loop, now_usec() + 3 * USEC_PER_SEC, on_kill_timer, sb,
+			       &sb->kill_timer);
+	}
+}
+
+/* Finds argv0 in PATH (of env) for the router's "running program" entry. */
+static char *resolve_program(const char *argv0, char *const *env)
+{
+	const char *path = NULL;
+
+	if (strchr(argv0, '/'))
+		return realpath(argv0, NULL);
+	for (char *const *e = env; e && *e; e++)
+		if (!strncmp(*e, "PATH=", 5))
+			path = *e + 5;
+	if (!path)
+		path = "/usr/bin:/bin";
+	_cleanup_free_ char *copy = xstrdup(path);
+	char *save = NULL;
+	for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		char cand[4096];
+		snprintf(cand, sizeof(cand), "%s/%s", *d ? d : ".", argv0);
+		if (access(cand, X_OK) == 0)
+			return realpath(cand, NULL);
+	}
+	return NULL;
+}
+
+static int mount_views(struct sandbox *sb, struct err *reterr)
+{
+	struct session *s = sb->s;
+	char p[128];
+	int r;
+
+	if (unshare(CLONE_NEWNS) < 0)
+		return err_set_errno(reterr, -errno,
+				     "creating a private mount namespace (podenv needs root, or "
+				     "CAP_SYS_ADMIN)");
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return err_set_errno(reterr, -errno, "making mounts private");
+	snprintf(sb->dir, sizeof(sb->dir), "/tmp/podenv-XXXXXX");
+	if (!mkdtemp(sb->dir))
+		return err_set_errno(reterr, -errno, "creating %s", sb->dir);
+	/* Everything below lives in a tmpfs of our private namespace: after a
+	 * crash only the empty directory remains on the host. */
+	if (mount("podenv", sb->dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700,size=64k") < 0)
+		return err_set_errno(reterr, -errno, "mounting a tmpfs on %s", sb->dir);
+	for (const char *const *d = (const char *const[]){ "root", "pod", "view", NULL }; *d; d++) {
+		snprintf(p, sizeof(p), "%s/%s", sb->dir, *d);
+		if (mkdir(p, 0700) < 0)
+			return err_set_errno(reterr, -errno, "creating %s", p);
+	}
+
+	_cleanup_free_ char *program = resolve_program(sb->o->argv[0], sb->o->env);
+	const char *home = getenv("HOME");
+	struct vfs_router_env renv = {
+		.home = home,
+		.cwd = getcwd(sb->cwd, sizeof(sb->cwd)),
+		.tmpdir = getenv("TMPDIR"),
+		.program = program,
+		.targetless = s->cfg->target.kind == CFG_TARGET_NONE,
+	};
+	r = vfs_router_new(s->cfg, &renv, &sb->router, reterr);
+	if (r < 0)
+		return r;
+	vfs_plan_new(sb->router, &sb->plan);
+
+	static const char *const synthetic[] = { "/run/podenv", PODENV_ROOT_DIR, NULL };
+	/* The ELF interpreters the kernel loads for dynamic programs: always
+	 * the host's, as under mirrord. */
+	const char *anchors[16] = { sb->cwd };
+	size_t na = 1;
+	if (program)
+		anchors[na++] = program;
+	glob_t g = { 0 };
+	if (glob("/lib64/ld-*.so*", 0, NULL, &g) == 0 || glob("/lib/ld-*.so*", GLOB_APPEND, NULL, &g) == 0)
+		for (size_t i = 0; i < g.gl_pathc && na < ARRAY_SIZE(anchors) - 1; i++)
+			anchors[na++] = g.gl_pathv[i];
+	anchors[na] = NULL;
+	struct vfs_mount_opts mo = {
+		.loop = s->loop,
+		.client = s->client,
+		.router = sb->router,
+		.private_prefix = sb->dir,
+		.synthetic_dirs = synthetic,
+		.local_anchors = anchors,
+		.allow_other = geteuid() == 0,
+	};
+	snprintf(p, sizeof(p), "%s/root", sb->dir);
+	mo.mountpoint = p;
+	r = vfs_mount_new(&mo, &sb->root_mount, reterr);
+	globfree(&g);
+	if (r < 0)
+		return r;
+	snprintf(p, sizeof(p), "%s/pod", sb->dir);
+	mo.router = NULL;
+	mo.synthetic_dirs = NULL;
+	mo.read_only = vfs_router_mode(sb->router) != CFG_FS_WRITE;
+	return vfs_mount_new(&mo, &sb->pod_mount, reterr);
+}
+
+int sandbox_run(const struct sandbox_opts *o, int *status, struct err *reterr)
+{
+	struct sandbox sb = { .o = o, .s = o->session, .errfd = -1 };
+	struct loop_source *sigs[ARRAY_SIZE(forwarded_signals)] = { 0 };
+	struct loop_source *child_src = NULL;
+	int sv[2] = { -1, -1 };
+	int r;
+
+	r = mount_views(&sb, reterr);
+	if (r < 0)
+		goto out;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		r = err_set_errno(reterr, -errno, "socketpair");
+		goto out;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(forwarded_signals); i++)
+		loop_add_signal(sb.s->loop, forwarded_signals[i], on_signal, &sb, &sigs[i]);
+	sb.s->on_lost = on_lost;
+	sb.s->userdata = &sb;
+	fflush(NULL);
+	sb.child = fork();
+	if (sb.child < 0) {
+		r = err_set_errno(reterr, -errno, "fork");
+		goto out;
+	}
+	if (sb.child == 0) {
+		close(sv[0]);
+		child_main(&sb, sv[1]);
+		_exit(125);
+	}
+	close(sv[1]);
+	sv[1] = -1;
+	loop_add_io(sb.s->loop, sv[0], EPOLLIN, on_child_error, &sb, &sb.err_src);
+	r = loop_add_child(sb.s->loop, sb.child, on_child_exit, &sb, &child_src);
+	if (r < 0) {
+		kill(sb.child, SIGKILL);
+		waitpid(sb.child, NULL, 0);
+		err_set_errno(reterr, r, "watching the app");
+		goto out;
+	}
+	r = loop_run(sb.s->loop);
+	if (r < 0) {
+		err_set_errno(reterr, r, "event loop");
+		goto out;
+	}
+	/* A message and no exec: the sandbox failed, not the app. */
+	if (sb.err_src)
+		on_child_error(sb.err_src, sv[0], EPOLLIN, &sb);
+	if (sb.child_error[0]) {
+		r = err_set(reterr, -EIO, "%s", sb.child_error);
+		*status = sb.status;
+		goto out;
+	}
+	*status = sb.status;
+	if (sb.lost && *status == 0)
+		*status = 1;
+	r = 0;
+out:
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		loop_source_free(sigs[i]);
+	loop_source_free(child_src);
+	loop_source_free(sb.err_src);
+	loop_source_free(sb.kill_timer);
+	if (sv[0] >= 0)
+		close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	sb.s->on_lost = NULL;
+	vfs_mount_free(sb.pod_mount);
+	vfs_mount_free(sb.root_mount);
+	vfs_plan_free(sb.plan);
+	vfs_router_free(sb.router);
+	if (sb.dir[0] && strcmp(sb.dir, "/tmp/podenv-XXXXXX") != 0) {
+		umount2(sb.dir, MNT_DETACH);
+		rmdir(sb.dir);
+	}
+	return r;
+}

@@ -1,0 +1,44 @@
+/* A podenv session: the configuration, the link to the agent, and what
+ * the launcher learned from the pod (environment, hostname). Shared by
+ * exec, shell and mount. Private to launcher/.
+ */
+#ifndef PODENV_LAUNCHER_SESSION_H
+#define PODENV_LAUNCHER_SESSION_H
+
+#include "common/loop.h"
+#include "config/config.h"
+#include "launcher/link.h"
+
+struct session {
+	struct cfg *cfg;
+	struct loop *loop;
+	struct link *link;
+	struct proto_client *client; /* borrowed from link */
+	char *target;		     /* "pid/123", for messages and prompts */
+	char **remote_env;	     /* the target's environment */
+	char hostname[256];	     /* the target's hostname */
+	bool lost;
+	char lost_reason[ERR_MSG_MAX];
+	/* Called when the link is lost (after lost/lost_reason are set). */
+	void (*on_lost)(struct session *s);
+	void *userdata;
+};
+
+/* Opens the link for cfg's target (pid/PID: spawns the agent; connect_tcp:
+ * connects) and waits for the handshake. Takes ownership of cfg. */
+int session_open(struct cfg *cfg, struct session **ret, struct err *reterr);
+
+/* Fetches the target's environment and hostname (one round trip each,
+ * run on the session's loop until answered). */
+int session_fetch_context(struct session *s, struct err *reterr);
+
+void session_free(struct session *s);
+
+/* Parses config flags (cfg_source_flag_parse) from argv[*idx] on, stopping
+ * at the first argument that is not one (or after "--"), and loads the
+ * configuration. Prints warnings for ignored fields. Returns 0, or a
+ * negative errno with reterr set ("config: …"). */
+int session_load_config(int argc, char **argv, int *idx, bool stop_at_non_option,
+			struct cfg **ret, struct err *reterr);
+
+#endif
