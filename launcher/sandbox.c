@@ -388,8 +388,15 @@ int sandbox_run(const struct sandbox_opts *o, int *status, struct err *reterr)
 	if (sb.err_src)
 		on_child_error(sb.err_src, sv[0], EPOLLIN, &sb);
 	if (sb.child_error[0]) {
-		r = err_set(reterr, -EIO, "%s", sb.child_error);
 		*status = sb.status;
+		if (sb.status == 126 || sb.status == 127) {
+			/* The sandbox was fine; the command could not run, which a
+			 * shell reports the same way. */
+			log_error("%s", sb.child_error);
+			r = 0;
+			goto out;
+		}
+		r = err_set(reterr, -EIO, "%s", sb.child_error);
 		goto out;
 	}
 	*status = sb.status;
