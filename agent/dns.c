@@ -227,7 +227,9 @@ uint32_t agent_dns_hosts_lookup(const char *text, const char *name, uint8_t fami
 		memcpy(buf, start, n);
 		buf[n] = '\0';
 		buf[strcspn(buf, "#")] = '\0';
-		if (!next_word(&p, addr, sizeof(addr)) || !next_word(&p, first, sizeof(first)))
+		/* A canonical name too long to be one makes the line invalid. */
+		if (!next_word(&p, addr, sizeof(addr)) || !next_word(&p, first, sizeof(first)) ||
+		    !first[0])
 			continue;
 		if (inet_pton(AF_INET, addr, a.addr.bytes) == 1)
 			a.addr.family = PROTO_AF_INET;
