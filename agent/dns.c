@@ -216,7 +216,7 @@ uint32_t agent_dns_hosts_lookup(const char *text, const char *name, uint8_t fami
 		const char *nl = strchr(line, '\n');
 		size_t n = nl ? (size_t)(nl - line) : strlen(line);
 		char buf[1024], addr[64], w[DNS_NAME_MAX + 2], first[DNS_NAME_MAX + 2];
-		struct proto_dnsaddr a = { .ttl = 0 };
+		struct proto_dnsaddr a = {.ttl = 0};
 		const char *p = buf;
 
 		const char *start = line;
@@ -317,7 +317,7 @@ static int errno_from_ares(int status)
 
 static void reply_error(struct agent_session *s, uint16_t type, uint64_t id, int err)
 {
-	struct proto_msg req = { .type = type, .id = id }, m;
+	struct proto_msg req = {.type = type, .id = id}, m;
 
 	proto_msg_error(&m, &req, err);
 	agent_session_send(s, &m);
@@ -326,7 +326,7 @@ static void reply_error(struct agent_session *s, uint16_t type, uint64_t id, int
 static void reply_addrs(struct agent_session *s, uint16_t type, uint64_t id, const char *canon,
 			struct buf *items, uint32_t count)
 {
-	struct proto_msg m = { .type = type, .flags = PROTO_F_RESPONSE, .id = id };
+	struct proto_msg m = {.type = type, .flags = PROTO_F_RESPONSE, .id = id};
 
 	m.rep.str = canon;
 	m.rep.list.count = count;
@@ -375,7 +375,7 @@ void agent_dns_session_closed(struct agent_session *s)
 
 static void timer_update(void)
 {
-	struct dns_chan *chans[] = { &dns.res, &dns.raw };
+	struct dns_chan *chans[] = {&dns.res, &dns.raw};
 	usec_t best = USEC_INFINITY;
 
 	for (size_t i = 0; i < ARRAY_SIZE(chans); i++) {
@@ -500,7 +500,7 @@ static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinf
 		buf_init(&items);
 		for (const struct ares_addrinfo_node *n = res->nodes; n && count < DNS_ADDRS_MAX;
 		     n = n->ai_next) {
-			struct proto_dnsaddr a = { .ttl = n->ai_ttl > 0 ? (uint32_t)n->ai_ttl : 0 };
+			struct proto_dnsaddr a = {.ttl = n->ai_ttl > 0 ? (uint32_t)n->ai_ttl : 0};
 			if (n->ai_family == AF_INET && n->ai_addr) {
 				const struct sockaddr_in *sin = (const void *)n->ai_addr;
 				a.addr.family = PROTO_AF_INET;
@@ -521,7 +521,8 @@ static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinf
 			reply_error(s, rq->type, rq->id, ENOENT);
 		buf_done(&items);
 	} else if (s && status != ARES_EDESTRUCTION) {
-		reply_error(s, rq->type, rq->id, errno_from_ares(status == ARES_SUCCESS ? ARES_ENODATA : status));
+		reply_error(s, rq->type, rq->id,
+			    errno_from_ares(status == ARES_SUCCESS ? ARES_ENODATA : status));
 	}
 	ares_freeaddrinfo(res);
 	free(rq);
@@ -540,7 +541,7 @@ static void resolve_start(struct agent_session *s, const struct proto_msg *m)
 	}
 	/* Address literals are answered here: c-ares 1.18 would also search
 	 * DNS for an IPv4 literal when the family is unspecified. */
-	struct proto_dnsaddr lit = { .ttl = 0 };
+	struct proto_dnsaddr lit = {.ttl = 0};
 	if (inet_pton(AF_INET, name, lit.addr.bytes) == 1)
 		lit.addr.family = PROTO_AF_INET;
 	else if (inet_pton(AF_INET6, name, lit.addr.bytes) == 1)
@@ -564,7 +565,8 @@ static void resolve_start(struct agent_session *s, const struct proto_msg *m)
 		uint32_t count;
 
 		buf_init(&items);
-		count = agent_dns_hosts_lookup(dns.hosts, name, family, &items, canon, sizeof(canon));
+		count = agent_dns_hosts_lookup(dns.hosts, name, family, &items, canon,
+					       sizeof(canon));
 		if (count)
 			reply_addrs(s, m->type, m->id, canon, &items, count);
 		buf_done(&items);
@@ -577,8 +579,9 @@ static void resolve_start(struct agent_session *s, const struct proto_msg *m)
 	}
 	struct ares_addrinfo_hints hints = {
 		.ai_flags = ARES_AI_CANONNAME,
-		.ai_family = family == PROTO_AF_INET ? AF_INET
-			     : family == PROTO_AF_INET6 ? AF_INET6 : AF_UNSPEC,
+		.ai_family = family == PROTO_AF_INET	? AF_INET
+			     : family == PROTO_AF_INET6 ? AF_INET6
+							: AF_UNSPEC,
 	};
 	struct dns_req *rq = req_new(s, m);
 	/* May call on_addrinfo before returning (a numeric name, a bad one). */
@@ -622,7 +625,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 	req_unlink(rq);
 	if (s && status == ARES_SUCCESS && abuf && alen >= DNS_HEADER_SIZE) {
 		uint8_t *copy = xmalloc((size_t)alen);
-		struct proto_msg m = { .type = rq->type, .flags = PROTO_F_RESPONSE, .id = rq->id };
+		struct proto_msg m = {.type = rq->type, .flags = PROTO_F_RESPONSE, .id = rq->id};
 
 		memcpy(copy, abuf, (size_t)alen);
 		copy[0] = (uint8_t)(rq->client_qid >> 8);
@@ -721,7 +724,8 @@ static int chan_init(struct dns_chan *ch, int flags, struct err *reterr)
 	}
 	st = ares_set_servers_ports(ch->channel, c->nservers ? nodes : NULL);
 	if (st != ARES_SUCCESS)
-		return err_set(reterr, -errno_from_ares(st), "c-ares servers: %s", ares_strerror(st));
+		return err_set(reterr, -errno_from_ares(st), "c-ares servers: %s",
+			       ares_strerror(st));
 	return 0;
 }
 
@@ -733,9 +737,10 @@ static void describe(char *out, size_t outsz)
 	buf_init(&b);
 	buf_printf(&b, "nameservers");
 	for (unsigned i = 0; i < dns.conf.nservers; i++)
-		buf_printf(&b, " %s",
-			   inet_ntop(dns.conf.servers[i].family == PROTO_AF_INET ? AF_INET : AF_INET6,
-				     dns.conf.servers[i].bytes, a, sizeof(a)));
+		buf_printf(
+			&b, " %s",
+			inet_ntop(dns.conf.servers[i].family == PROTO_AF_INET ? AF_INET : AF_INET6,
+				  dns.conf.servers[i].bytes, a, sizeof(a)));
 	if (!dns.conf.nservers)
 		buf_printf(&b, " (none)");
 	buf_printf(&b, ", search");
@@ -765,7 +770,7 @@ int agent_dns_init(struct loop *l, const struct agent_target *t, struct err *ret
 	 * would; only a missing file means no DNS at all. */
 	if (conf && dns.conf.nservers == 0) {
 		dns.conf.servers[0].family = PROTO_AF_INET;
-		memcpy(dns.conf.servers[0].bytes, (uint8_t[]){ 127, 0, 0, 1 }, 4);
+		memcpy(dns.conf.servers[0].bytes, (uint8_t[]){127, 0, 0, 1}, 4);
 		dns.conf.nservers = 1;
 	}
 	r = agent_target_read_file(t, "/etc/hosts", DNS_FILE_MAX, &dns.hosts, NULL);
@@ -784,7 +789,8 @@ int agent_dns_init(struct loop *l, const struct agent_target *t, struct err *ret
 	r = chan_init(&dns.res, flags, reterr);
 	if (r < 0)
 		return r;
-	flags = ARES_FLAG_NOALIASES | ARES_FLAG_NOCHECKRESP | (dns.conf.use_vc ? ARES_FLAG_USEVC : 0);
+	flags = ARES_FLAG_NOALIASES | ARES_FLAG_NOCHECKRESP |
+		(dns.conf.use_vc ? ARES_FLAG_USEVC : 0);
 	r = chan_init(&dns.raw, flags, reterr);
 	if (r < 0)
 		return r;

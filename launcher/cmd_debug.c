@@ -681,12 +681,13 @@ static void on_resolve(void *userdata, const struct proto_msg *m)
 
 static int resolve_start(struct dbg *d)
 {
-	struct proto_msg m = { .type = PROTO_DNS_RESOLVE };
+	struct proto_msg m = {.type = PROTO_DNS_RESOLVE};
 	const char *op = d->w[0];
 
 	m.req.name = d->w[1];
-	m.req.kind = !strcmp(op, "resolve4") ? PROTO_AF_INET
-		     : !strcmp(op, "resolve6") ? PROTO_AF_INET6 : PROTO_AF_NONE;
+	m.req.kind = !strcmp(op, "resolve4")   ? PROTO_AF_INET
+		     : !strcmp(op, "resolve6") ? PROTO_AF_INET6
+					       : PROTO_AF_NONE;
 	return send_req(d, &m, on_resolve);
 }
 
@@ -694,8 +695,8 @@ static const struct {
 	const char *name;
 	uint16_t type;
 } dns_types[] = {
-	{ "A", 1 },    { "NS", 2 },   { "CNAME", 5 }, { "SOA", 6 },	  { "PTR", 12 },
-	{ "MX", 15 },  { "TXT", 16 }, { "AAAA", 28 }, { "SRV", 33 }, { "ANY", 255 },
+	{"A", 1},   {"NS", 2},	 {"CNAME", 5}, {"SOA", 6},  {"PTR", 12},
+	{"MX", 15}, {"TXT", 16}, {"AAAA", 28}, {"SRV", 33}, {"ANY", 255},
 };
 
 static const char *dns_type_name(uint16_t type)
@@ -776,8 +777,8 @@ static void print_rdata(const uint8_t *p, size_t n, size_t off, uint16_t type, u
 
 static void on_dnsquery(void *userdata, const struct proto_msg *m)
 {
-	static const char *const rcodes[] = { "NOERROR", "FORMERR", "SERVFAIL",
-					      "NXDOMAIN", "NOTIMP",  "REFUSED" };
+	static const char *const rcodes[] = {"NOERROR",	 "FORMERR", "SERVFAIL",
+					     "NXDOMAIN", "NOTIMP",  "REFUSED"};
 	struct dbg *d = userdata;
 	const uint8_t *p = m->rep.data.data;
 	size_t n = m->rep.data.len, off = 12;
@@ -825,8 +826,8 @@ bad:
 
 static int dnsquery_start(struct dbg *d)
 {
-	struct proto_msg m = { .type = PROTO_DNS_QUERY };
-	uint8_t q[12 + 256 + 4] = { 0 };
+	struct proto_msg m = {.type = PROTO_DNS_QUERY};
+	uint8_t q[12 + 256 + 4] = {0};
 	const char *name = d->w[1];
 	size_t off = 12;
 	char *end;

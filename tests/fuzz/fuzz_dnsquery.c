@@ -50,8 +50,7 @@ static void check_conf(const uint8_t *p, size_t n)
 
 	agent_dns_conf_parse(text, &c);
 	if (c.nservers > AGENT_DNS_MAX_SERVERS || c.nsearch > AGENT_DNS_MAX_SEARCH ||
-	    c.ndots > 15 || c.timeout_s < 1 || c.timeout_s > 30 || c.attempts < 1 ||
-	    c.attempts > 5)
+	    c.ndots > 15 || c.timeout_s < 1 || c.timeout_s > 30 || c.attempts < 1 || c.attempts > 5)
 		abort();
 	for (unsigned i = 0; i < c.nsearch; i++)
 		if (!c.search[i][0])
@@ -63,7 +62,7 @@ static void check_conf(const uint8_t *p, size_t n)
 /* Input: family byte, name up to the first NUL, then the hosts text. */
 static void check_hosts(const uint8_t *p, size_t n)
 {
-	static const uint8_t families[] = { PROTO_AF_NONE, PROTO_AF_INET, PROTO_AF_INET6 };
+	static const uint8_t families[] = {PROTO_AF_NONE, PROTO_AF_INET, PROTO_AF_INET6};
 	char *text, canon[300] = "";
 	const uint8_t *nul;
 	struct buf items;
@@ -83,8 +82,8 @@ static void check_hosts(const uint8_t *p, size_t n)
 	buf_init(&items);
 	count = agent_dns_hosts_lookup(text, (const char *)p + 1, family, &items, canon,
 				       sizeof(canon));
-	l = (struct proto_list){ .count = count, .data = buf_data(&items),
-				 .len = (uint32_t)buf_len(&items) };
+	l = (struct proto_list){
+		.count = count, .data = buf_data(&items), .len = (uint32_t)buf_len(&items)};
 	proto_iter_init(&it, &l);
 	while (proto_iter_dnsaddr(&it, &a) > 0) {
 		if (a.ttl != 0 || (family != PROTO_AF_NONE && a.addr.family != family))
