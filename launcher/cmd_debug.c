@@ -1138,7 +1138,10 @@ int cli_debug_main(int argc, char **argv)
 			loop_free(d.loop);
 			return 2;
 		}
-		r = link_spawn_local(d.loop, cli_agent_path(), (pid_t)pid, NULL, &dbg_link_ops, &d,
+		/* The agent logs to our stderr: quiet unless RUST_LOG asks. */
+		const char *args[] = { "--log-level", getenv("RUST_LOG") ? getenv("RUST_LOG") : "warn",
+				       NULL };
+		r = link_spawn_local(d.loop, cli_agent_path(), (pid_t)pid, args, &dbg_link_ops, &d,
 				     &d.link, &e);
 	} else {
 		uint8_t token[PROTO_TOKEN_SIZE];

@@ -24,4 +24,22 @@ show grep PRETTY_NAME /etc/os-release
 bold "What podenv-agent sees of the pod (--inspect)"
 show "$BUILD/podenv-agent" --pid "$POD_PID" --inspect
 
+bold "podenv exec: a local shell command, the pod's files, env and hostname"
+show "$BUILD/podenv" exec -t "pid/$POD_PID" -- sh -c \
+	'echo "hostname: $(hostname)"; echo "--- /app/config.yaml (remote):"; head -4 /app/config.yaml;
+	 echo "--- /etc/os-release (local by default):"; grep PRETTY_NAME /etc/os-release;
+	 echo "--- env from the pod: DATABASE_USER=$DATABASE_USER MY_APP_COLOR=$MY_APP_COLOR";
+	 echo "--- the pod'"'"'s own os-release at \$PODENV_ROOT:"; grep PRETTY_NAME $PODENV_ROOT/etc/os-release'
+
+bold "A remote read and a local write (read mode: writes go to the local disk)"
+DEMO_DIR=/srv/podenv-demo
+mkdir -p "$DEMO_DIR" "/proc/$POD_PID/root$DEMO_DIR"
+echo "written in the pod" > "/proc/$POD_PID/root$DEMO_DIR/note.txt"
+show "$BUILD/podenv" exec -t "pid/$POD_PID" -- sh -c "cat $DEMO_DIR/note.txt; echo 'written by the app' > $DEMO_DIR/out.txt"
+echo "on the host: $(cat $DEMO_DIR/out.txt)"
+rm -rf "$DEMO_DIR"
+
+bold "Outgoing connections from the pod (agent link): the cluster's HTTP service"
+printf 'GET /demo HTTP/1.0\r\n\r\n' | "$BUILD/podenv" debug agent -t "pid/$POD_PID" "tcp $($CLUSTER status | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["services"]["api"]["ipv4"])') 80" | tail -1; echo
+
 bold "Done: taking the cluster down"
