@@ -260,10 +260,11 @@ out:
 
 static int on_terminate(struct loop_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
-	struct agent_server *srv = userdata;
+	struct agent_server **srv = userdata;
 
 	log_info("%s: saying goodbye to every launcher", strsignal((int)si->ssi_signo));
-	agent_server_shutdown(srv, "agent terminated");
+	if (*srv)
+		agent_server_shutdown(*srv, "agent terminated");
 	loop_exit(loop_source_loop(s), 0);
 	return 0;
 }
@@ -309,14 +310,16 @@ static int serve(const struct agent_opts *o, struct agent_target *t, struct err 
 		.communication_timeout = (usec_t)o->timeout_s * USEC_PER_SEC,
 		.workers = o->workers,
 	};
+	/* Signals are blocked (signalfd) before the workers start, so none
+	 * lands on a worker thread with its default action. */
+	loop_add_signal(l, SIGTERM, on_terminate, &srv, NULL);
+	loop_add_signal(l, SIGINT, on_terminate, &srv, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	r = agent_server_new(l, &so, &srv);
 	if (r < 0) {
 		err_set_errno(e, r, "starting the server");
 		goto out;
 	}
-	loop_add_signal(l, SIGTERM, on_terminate, srv, NULL);
-	loop_add_signal(l, SIGINT, on_terminate, srv, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	if (o->stdio) {
 		int fd = fcntl(0, F_DUPFD_CLOEXEC, 3);
 		if (fd < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {

@@ -311,3 +311,18 @@ def test_no_agent_left_behind(cluster, build_dir):
         assert dbg(cluster, build_dir, "hostname").returncode == 0
     time.sleep(0.2)
     assert agents() == before
+
+
+def test_sigterm_says_goodbye(build_dir, listening_agent):
+    """SIGTERM: the agent tells its launchers why and exits cleanly."""
+    port = listening_agent["port"]
+    good = subprocess.Popen([podenv(build_dir), "debug", "agent", "--connect",
+                             f"127.0.0.1:{port}", "--token-file", listening_agent["token_file"],
+                             "statloop /etc/hostname 100000000 1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    listening_agent["proc"].send_signal(signal.SIGTERM)
+    assert listening_agent["proc"].wait(timeout=10) == 0
+    out, err = good.communicate(timeout=30)
+    assert good.returncode != 0
+    assert "agent terminated" in err
