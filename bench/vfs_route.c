@@ -38,9 +38,14 @@ static const char *const shapes[] = {
 static struct vfs_router *router(struct cfg **c, const char *json)
 {
 	static const char *const env[] = {NULL};
-	struct cfg_source src = {.text = json, .text_len = strlen(json), .env = env,
-				 .no_discover = true, .path = "bench.json"};
-	struct vfs_router_env renv = {.home = "/home/u", .cwd = "/work/proj", .tmpdir = "/tmp",
+	struct cfg_source src = {.text = json,
+				 .text_len = strlen(json),
+				 .env = env,
+				 .no_discover = true,
+				 .path = "bench.json"};
+	struct vfs_router_env renv = {.home = "/home/u",
+				      .cwd = "/work/proj",
+				      .tmpdir = "/tmp",
 				      .program = "/usr/bin/python3"};
 	struct vfs_router *r = NULL;
 	struct err e = {0};
@@ -54,7 +59,7 @@ static struct vfs_router *router(struct cfg **c, const char *json)
 
 static void run(const char *name, const char *json, int n)
 {
-	char (*paths)[128] = malloc((size_t)n * sizeof(*paths));
+	char(*paths)[128] = malloc((size_t)n * sizeof(*paths));
 	struct vfs_route_stats st;
 	struct vfs_decision d;
 	struct vfs_plan *plan;
@@ -98,8 +103,8 @@ static void run(const char *name, const char *json, int n)
 	dt = now_s() - t0;
 	printf("%-10s hit:  %8.0f ops/s  %6.3f us/op\n", name, working * rounds / dt,
 	       dt / (working * rounds) * 1e6);
-	printf("%-10s vfs_router_new %.2f ms, vfs_plan_new %.2f ms (sink %lu)\n", name,
-	       t_new * 1e3, t_plan * 1e3, sink % 2);
+	printf("%-10s vfs_router_new %.2f ms, vfs_plan_new %.2f ms (sink %lu)\n", name, t_new * 1e3,
+	       t_plan * 1e3, sink % 2);
 	vfs_router_free(r);
 	cfg_free(c);
 	free(paths);
@@ -114,10 +119,11 @@ int main(int argc, char **argv)
 	if (n < 1000)
 		n = 1000;
 	run("defaults", "{}", n);
-	run("user", "{\"feature\": {\"fs\": {\"read_only\": [\"^/app/config\", \"\\\\.yaml$\"],"
-		    " \"read_write\": [\"^/var/lib/app\"], \"local\": [\"^/opt/tools\"],"
-		    " \"not_found\": [\"^/app/secret\"],"
-		    " \"mapping\": {\"^/data/(.*)\": \"/srv/$1\"}}}}",
+	run("user",
+	    "{\"feature\": {\"fs\": {\"read_only\": [\"^/app/config\", \"\\\\.yaml$\"],"
+	    " \"read_write\": [\"^/var/lib/app\"], \"local\": [\"^/opt/tools\"],"
+	    " \"not_found\": [\"^/app/secret\"],"
+	    " \"mapping\": {\"^/data/(.*)\": \"/srv/$1\"}}}}",
 	    n);
 	return 0;
 }

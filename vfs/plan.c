@@ -26,9 +26,9 @@
 /* The top-level directories podenv plans for (FHS, merged-/usr links,
  * snap and nix). */
 static const char *const plan_roots[] = {
-	"/bin",	  "/boot", "/dev",  "/etc", "/home", "/lib",  "/lib32", "/lib64",
-	"/libx32", "/media", "/mnt",  "/nix", "/opt",  "/proc", "/root",  "/run",
-	"/sbin",  "/snap", "/srv",  "/sys", "/tmp",  "/usr",  "/var",
+	"/bin",	   "/boot",  "/dev", "/etc", "/home", "/lib",  "/lib32", "/lib64",
+	"/libx32", "/media", "/mnt", "/nix", "/opt",  "/proc", "/root",	 "/run",
+	"/sbin",   "/snap",  "/srv", "/sys", "/tmp",  "/usr",  "/var",
 };
 
 struct vfs_plan {
@@ -211,9 +211,8 @@ int vfs_plan_check(const struct vfs_router *r, const char *root, struct vfs_plan
 	}
 	/* fs.mapping rewrites what it matches: treat its patterns as
 	 * sending paths elsewhere. */
-	mapping = (struct cfg_patterns){.n = fs->mapping.n,
-					.src = fs->mapping.pattern,
-					.re = fs->mapping.re};
+	mapping = (struct cfg_patterns){
+		.n = fs->mapping.n, .src = fs->mapping.pattern, .re = fs->mapping.re};
 	ok = reach_list(root, rlen, "feature.fs.mapping", &mapping, &except, &why) &&
 	     reach_list(root, rlen, "feature.fs.not_found", &fs->not_found, &except, &why) &&
 	     reach_list(root, rlen, "feature.fs.read_write", &fs->read_write, &except, &why) &&

@@ -79,9 +79,9 @@ static const char *const default_not_found[] = {
 
 /* research §6.2: skipped when skip_build_tools (mirrord's load.rs). */
 static const char *const build_tools[] = {
-	"as",	     "cc",	"ld",	       "go",	      "air",	      "asm",
-	"cc1",	     "cgo",	"dlv",	       "gcc",	      "git",	      "link",
-	"math",	     "cargo",	"hpack",       "rustc",	      "compile",      "collect2",
+	"as",	       "cc",	      "ld",	      "go",	    "air",     "asm",
+	"cc1",	       "cgo",	      "dlv",	      "gcc",	    "git",     "link",
+	"math",	       "cargo",	      "hpack",	      "rustc",	    "compile", "collect2",
 	"cargo-watch", "debugserver", "jspawnhelper", "bazel-real", "clang",
 };
 
@@ -208,8 +208,8 @@ static void strv_add(struct cfg_strv *v, const char *s)
 	v->v[v->n] = NULL;
 }
 
-int vfs_router_new(const struct cfg *cfg, const struct vfs_router_env *env,
-		   struct vfs_router **ret, struct err *reterr)
+int vfs_router_new(const struct cfg *cfg, const struct vfs_router_env *env, struct vfs_router **ret,
+		   struct err *reterr)
 {
 	static const struct vfs_router_env no_env = {0};
 	struct vfs_router *r;
@@ -396,8 +396,8 @@ static uint64_t path_hash(const char *s, size_t len, unsigned flags)
 	return h ^ (h >> 29);
 }
 
-static bool cache_get(struct vfs_cache *c, uint64_t h, const char *path, size_t len,
-		      unsigned flags, struct vfs_decision *out)
+static bool cache_get(struct vfs_cache *c, uint64_t h, const char *path, size_t len, unsigned flags,
+		      struct vfs_decision *out)
 {
 	struct vfs_cache_slot *s;
 	bool hit = false;
@@ -423,8 +423,8 @@ static bool cache_get(struct vfs_cache *c, uint64_t h, const char *path, size_t 
 	return hit;
 }
 
-static void cache_put(struct vfs_cache *c, uint64_t h, const char *path, size_t len,
-		      unsigned flags, const struct vfs_decision *d)
+static void cache_put(struct vfs_cache *c, uint64_t h, const char *path, size_t len, unsigned flags,
+		      const struct vfs_decision *d)
 {
 	/* Allocate outside the lock. */
 	char *key = xstrndup(path, len);

@@ -60,20 +60,20 @@ enum vfs_verdict {
 
 /* Which rule decided (for `podenv explain`). */
 enum vfs_rule {
-	VFS_RULE_EXEC = 0,	   /* step 0: an open for execution */
-	VFS_RULE_MODE_LOCAL,	   /* step 1: fs mode is local */
-	VFS_RULE_NOT_FOUND,	   /* step 2: feature.fs.not_found[index] */
-	VFS_RULE_READ_WRITE,	   /* step 3: feature.fs.read_write[index] */
-	VFS_RULE_READ_ONLY,	   /* step 4: feature.fs.read_only[index] */
-	VFS_RULE_LOCAL,		   /* step 5: feature.fs.local[index] */
+	VFS_RULE_EXEC = 0,	    /* step 0: an open for execution */
+	VFS_RULE_MODE_LOCAL,	    /* step 1: fs mode is local */
+	VFS_RULE_NOT_FOUND,	    /* step 2: feature.fs.not_found[index] */
+	VFS_RULE_READ_WRITE,	    /* step 3: feature.fs.read_write[index] */
+	VFS_RULE_READ_ONLY,	    /* step 4: feature.fs.read_only[index] */
+	VFS_RULE_LOCAL,		    /* step 5: feature.fs.local[index] */
 	VFS_RULE_DEFAULT_NOT_FOUND, /* step 6: default not-found list[index] */
-	VFS_RULE_DEFAULT_REMOTE,   /* step 7: default remote list[index] */
-	VFS_RULE_DEFAULT_LOCAL,	   /* step 8: default local list[index] */
-	VFS_RULE_CWD,		   /* step 8: the working directory */
-	VFS_RULE_TMP,		   /* step 8: the temp dir */
-	VFS_RULE_PROGRAM,	   /* step 8: the running program */
-	VFS_RULE_HOME_HIDDEN,	   /* step 8: a hidden entry directly under $HOME */
-	VFS_RULE_MODE,		   /* step 9: the mode decided */
+	VFS_RULE_DEFAULT_REMOTE,    /* step 7: default remote list[index] */
+	VFS_RULE_DEFAULT_LOCAL,	    /* step 8: default local list[index] */
+	VFS_RULE_CWD,		    /* step 8: the working directory */
+	VFS_RULE_TMP,		    /* step 8: the temp dir */
+	VFS_RULE_PROGRAM,	    /* step 8: the running program */
+	VFS_RULE_HOME_HIDDEN,	    /* step 8: a hidden entry directly under $HOME */
+	VFS_RULE_MODE,		    /* step 9: the mode decided */
 };
 
 struct vfs_decision {
@@ -113,8 +113,8 @@ struct vfs_router;
  * router (caller frees with vfs_router_free) and 0 is returned; -EINVAL
  * with reterr set if a dynamic pattern fails to compile (a bug: they are
  * escaped). Any thread; no I/O. */
-int vfs_router_new(const struct cfg *cfg, const struct vfs_router_env *env,
-		   struct vfs_router **ret, struct err *reterr);
+int vfs_router_new(const struct cfg *cfg, const struct vfs_router_env *env, struct vfs_router **ret,
+		   struct err *reterr);
 
 /* Frees a router; NULL is fine. */
 void vfs_router_free(struct vfs_router *r);
@@ -181,11 +181,11 @@ int vfs_decision_format(const struct vfs_decision *d, char *buf, size_t size);
  */
 
 struct vfs_plan_entry {
-	const char *root;	/* "/usr" */
-	bool provable;		/* bind-mount root natively */
-	size_t n_except;	/* provable only: names directly under root */
+	const char *root;	   /* "/usr" */
+	bool provable;		   /* bind-mount root natively */
+	size_t n_except;	   /* provable only: names directly under root */
 	const char *const *except; /* n_except names, then NULL */
-	const char *why;	/* not provable: the reason, for `podenv explain` */
+	const char *why;	   /* not provable: the reason, for `podenv explain` */
 };
 
 struct vfs_plan;

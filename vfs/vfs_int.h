@@ -48,7 +48,7 @@ struct vfs_router {
 	/* The default lists (research §2.2–2.4), compiled caseless. */
 	struct cfg_patterns def_local;
 	struct cfg_patterns def_remote;
-	struct cfg_patterns def_not_found; /* empty without $HOME */
+	struct cfg_patterns def_not_found;	/* empty without $HOME */
 	struct cfg_patterns dyn[VFS_DYN_COUNT]; /* 0 or 1 pattern each */
 
 	/* skip_processes, plus build tools when skip_build_tools. */

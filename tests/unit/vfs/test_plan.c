@@ -70,7 +70,7 @@ static const struct vfs_plan_entry *entry(const struct fixture *f, const char *r
 		const struct vfs_plan_entry *_e = entry(&(f), (root));                             \
 		char _got[256] = "";                                                               \
 		if (!_e->provable)                                                                 \
-			TAP_FAIL("%s not provable: %s", (root), _e->why);                         \
+			TAP_FAIL("%s not provable: %s", (root), _e->why);                          \
 		for (size_t _i = 0; _i < _e->n_except; _i++) {                                     \
 			if (_i)                                                                    \
 				strcat(_got, ",");                                                 \
@@ -92,9 +92,9 @@ static const struct vfs_plan_entry *entry(const struct fixture *f, const char *r
  * root is an exception (compared caselessly). */
 static void verify_plan(const struct fixture *f)
 {
-	static const char *const names[] = {"u",	 "U",	   ".kube", "hosts", "x.py",
-					    "share", "lib",    "etc",   "ssl",   "certs",
-					    "proj",  "config", "a b",   ".",     "resolv.conf"};
+	static const char *const names[] = {"u",     "U",      ".kube", "hosts", "x.py",
+					    "share", "lib",    "etc",	"ssl",	 "certs",
+					    "proj",  "config", "a b",	".",	 "resolv.conf"};
 	const size_t nn = ARRAY_SIZE(names);
 	char path[512];
 
@@ -163,7 +163,8 @@ TEST(default_config)
 
 TEST(user_pattern_into_usr)
 {
-	struct fixture f = setup("{\"feature\": {\"fs\": {\"read_only\": [\"^/usr/local(/|$)\"]}}}");
+	struct fixture f =
+		setup("{\"feature\": {\"fs\": {\"read_only\": [\"^/usr/local(/|$)\"]}}}");
 
 	UNPROVABLE(f, "/usr", "feature.fs.read_only[0] \"^/usr/local(/|$)\" may match below /usr");
 	PROVABLE(f, "/lib", "");
@@ -185,11 +186,12 @@ TEST(user_pattern_into_usr)
 
 TEST(directory_exceptions)
 {
-	struct fixture f = setup("{\"feature\": {\"fs\": {"
-				 "\"read_only\": [\"^/usr/share/app/\", \"^/USR/Lib/python3/x\\\\.py$\"], "
-				 "\"read_write\": [\"^/opt/data/(a|b)\"], "
-				 "\"not_found\": [\"^/usr/share/secret\"], "
-				 "\"mapping\": {\"^/dev/shm/(.*)\": \"/tmp/$1\"}}}}");
+	struct fixture f =
+		setup("{\"feature\": {\"fs\": {"
+		      "\"read_only\": [\"^/usr/share/app/\", \"^/USR/Lib/python3/x\\\\.py$\"], "
+		      "\"read_write\": [\"^/opt/data/(a|b)\"], "
+		      "\"not_found\": [\"^/usr/share/secret\"], "
+		      "\"mapping\": {\"^/dev/shm/(.*)\": \"/tmp/$1\"}}}}");
 
 	PROVABLE(f, "/usr", "share,Lib");
 	PROVABLE(f, "/opt", "data");
@@ -201,18 +203,18 @@ TEST(directory_exceptions)
 TEST(literal_prefix_refusals)
 {
 	static const char *const bad[] = {
-		"^/usr/lib|/x",	       /* top-level alternation */
-		"^/usr/(?i)lib/x",     /* inline options */
-		"^/usr/libs?/x",       /* the last literal is optional */
-		"^/usr/l[i]b/x",       /* a class before the name ends */
+		"^/usr/lib|/x",		 /* top-level alternation */
+		"^/usr/(?i)lib/x",	 /* inline options */
+		"^/usr/libs?/x",	 /* the last literal is optional */
+		"^/usr/l[i]b/x",	 /* a class before the name ends */
 		"^/usr/\\\\Qlib\\\\E/x", /* quoting */
-		"^/usr/lib",	       /* only a prefix of a name */
-		"^/usr/lib$",	       /* a file directly under the root */
-		"^/usr//x",	       /* an empty name */
-		"^/usr/../x",	       /* a dot name */
-		"/usr/lib/x",	       /* not anchored */
-		"^/usr/.*/x",	       /* a wildcard name */
-		"^/usr/lib\\\\d/x",    /* an escape class */
+		"^/usr/lib",		 /* only a prefix of a name */
+		"^/usr/lib$",		 /* a file directly under the root */
+		"^/usr//x",		 /* an empty name */
+		"^/usr/../x",		 /* a dot name */
+		"/usr/lib/x",		 /* not anchored */
+		"^/usr/.*/x",		 /* a wildcard name */
+		"^/usr/lib\\\\d/x",	 /* an escape class */
 	};
 	char json[512];
 
@@ -251,7 +253,8 @@ TEST(user_local_overrides_defaults)
 TEST(modes)
 {
 	struct vfs_router_env env = env_std;
-	struct fixture f = setup("{\"feature\": {\"fs\": {\"mode\": \"local\", \"not_found\": [\"x\"]}}}");
+	struct fixture f =
+		setup("{\"feature\": {\"fs\": {\"mode\": \"local\", \"not_found\": [\"x\"]}}}");
 
 	for (size_t i = 0; i < vfs_plan_count(f.plan); i++) {
 		const struct vfs_plan_entry *e = vfs_plan_get(f.plan, i);

@@ -87,13 +87,12 @@ TEST(defaults_read_mode)
 	       "^/etc/resolv.conf$");
 	EXPECT(f, "/etc/ssl/certs", 0, VFS_REMOTE_RO, VFS_RULE_DEFAULT_REMOTE,
 	       "^/etc/ssl/certs(/|$)");
-	EXPECT(f, "/etc/ssl/certs/ca-certificates.crt", 0, VFS_REMOTE_RO,
-	       VFS_RULE_DEFAULT_REMOTE, "^/etc/ssl/certs(/|$)");
+	EXPECT(f, "/etc/ssl/certs/ca-certificates.crt", 0, VFS_REMOTE_RO, VFS_RULE_DEFAULT_REMOTE,
+	       "^/etc/ssl/certs(/|$)");
 	/* §2.2 */
 	EXPECT(f, "/etc/os-release", 0, VFS_LOCAL, VFS_RULE_DEFAULT_LOCAL, "^/etc(/|$)");
 	EXPECT(f, "/etc/hosts.allow", 0, VFS_LOCAL, VFS_RULE_DEFAULT_LOCAL, "^/etc(/|$)");
-	EXPECT(f, "/usr/lib/python3.11/os.txt", 0, VFS_LOCAL, VFS_RULE_DEFAULT_LOCAL,
-	       "^/usr(/|$)");
+	EXPECT(f, "/usr/lib/python3.11/os.txt", 0, VFS_LOCAL, VFS_RULE_DEFAULT_LOCAL, "^/usr(/|$)");
 	EXPECT(f, "/usr", 0, VFS_LOCAL, VFS_RULE_DEFAULT_LOCAL, "^/usr(/|$)");
 	EXPECT(f, "/home/bob/notes.txt", 0, VFS_LOCAL, VFS_RULE_DEFAULT_LOCAL, "^/home(/|$)");
 	EXPECT(f, "/proc/self/maps", 0, VFS_LOCAL, VFS_RULE_DEFAULT_LOCAL, "^/proc(/|$)");
@@ -178,8 +177,7 @@ TEST(write_mode)
 	EXPECT(f, "/app/out.log", 0, VFS_REMOTE_RW, VFS_RULE_MODE, NULL);
 	EXPECT(f, "/app/out.log", VFS_ROUTE_WRITE, VFS_REMOTE_RW, VFS_RULE_MODE, NULL);
 	EXPECT(f, "/etc/hosts", 0, VFS_REMOTE_RO, VFS_RULE_DEFAULT_REMOTE, "^/etc/hosts$");
-	EXPECT(f, "/usr/bin/env", VFS_ROUTE_WRITE, VFS_LOCAL, VFS_RULE_DEFAULT_LOCAL,
-	       "^/usr(/|$)");
+	EXPECT(f, "/usr/bin/env", VFS_ROUTE_WRITE, VFS_LOCAL, VFS_RULE_DEFAULT_LOCAL, "^/usr(/|$)");
 	CHECK_STR(explain(f.r, "/app/out.log", VFS_ROUTE_WRITE),
 		  "remote read-write: mode write (step 9)");
 	teardown(&f);
@@ -225,11 +223,12 @@ TEST(local_mode)
 
 TEST(user_lists_order)
 {
-	struct fixture f = setup("{\"feature\": {\"fs\": {"
-				 "\"not_found\": [\"^/app/secret\"], "
-				 "\"read_write\": [\"^/app/(secret|rw)\", \"^/data\"], "
-				 "\"read_only\": [\"^/app\", \"^/data/ro\"], "
-				 "\"local\": [\"^/app\", \"^/etc/hosts$\", \"^/home/u/\\\\.kube\"]}}}");
+	struct fixture f =
+		setup("{\"feature\": {\"fs\": {"
+		      "\"not_found\": [\"^/app/secret\"], "
+		      "\"read_write\": [\"^/app/(secret|rw)\", \"^/data\"], "
+		      "\"read_only\": [\"^/app\", \"^/data/ro\"], "
+		      "\"local\": [\"^/app\", \"^/etc/hosts$\", \"^/home/u/\\\\.kube\"]}}}");
 
 	/* 2 before 3 */
 	EXPECT(f, "/app/secret/key", 0, VFS_NOT_FOUND, VFS_RULE_NOT_FOUND, "^/app/secret");
@@ -267,13 +266,12 @@ TEST(default_not_found_under_home)
 	       "^/home/u/\\.kube");
 	EXPECT(f, "/home/u/.kube/config", VFS_ROUTE_WRITE, VFS_NOT_FOUND,
 	       VFS_RULE_DEFAULT_NOT_FOUND, "^/home/u/\\.kube");
-	EXPECT(f, "/home/u/.config/gcloud/creds.json", 0, VFS_NOT_FOUND,
-	       VFS_RULE_DEFAULT_NOT_FOUND, "^/home/u/\\.config/gcloud");
+	EXPECT(f, "/home/u/.config/gcloud/creds.json", 0, VFS_NOT_FOUND, VFS_RULE_DEFAULT_NOT_FOUND,
+	       "^/home/u/\\.config/gcloud");
 	EXPECT(f, "/home/u/.azure/x", 0, VFS_NOT_FOUND, VFS_RULE_DEFAULT_NOT_FOUND,
 	       "^/home/u/\\.azure");
 	EXPECT(f, "/home/u/.config/other", 0, VFS_LOCAL, VFS_RULE_DEFAULT_LOCAL, "^/home(/|$)");
-	EXPECT(f, "/home/other/.kube/config", 0, VFS_LOCAL, VFS_RULE_DEFAULT_LOCAL,
-	       "^/home(/|$)");
+	EXPECT(f, "/home/other/.kube/config", 0, VFS_LOCAL, VFS_RULE_DEFAULT_LOCAL, "^/home(/|$)");
 	CHECK_STR(explain(f.r, "/home/u/.kube/config", 0),
 		  "not found: default not-found list[1] \"^/home/u/\\.kube\" (step 6)");
 	teardown(&f);
@@ -288,8 +286,7 @@ TEST(home_outside_home_and_trailing_slash)
 	EXPECT(f, "/srv/users/u/.kube/config", 0, VFS_NOT_FOUND, VFS_RULE_DEFAULT_NOT_FOUND,
 	       "^/srv/users/u/\\.kube");
 	/* hidden entries directly under $HOME are local (dynamic entry) */
-	EXPECT(f, "/srv/users/u/.bashrc", 0, VFS_LOCAL, VFS_RULE_HOME_HIDDEN,
-	       "^/srv/users/u/\\.");
+	EXPECT(f, "/srv/users/u/.bashrc", 0, VFS_LOCAL, VFS_RULE_HOME_HIDDEN, "^/srv/users/u/\\.");
 	EXPECT(f, "/srv/users/u/.cache/pip/x", 0, VFS_LOCAL, VFS_RULE_HOME_HIDDEN,
 	       "^/srv/users/u/\\.");
 	EXPECT(f, "/srv/users/u/code/x", 0, VFS_REMOTE_RO, VFS_RULE_MODE, NULL);
@@ -348,11 +345,11 @@ TEST(dynamic_entries_are_escaped)
 
 TEST(mapping_named_groups)
 {
-	struct fixture f = setup(
-		"{\"feature\": {\"fs\": {\"mapping\": {"
-		"\"^/home/(?<user>[^/]+)/dev/config/(?<app>[^/]+)\": \"/mnt/configs/${user}-$app\", "
-		"\"^/data/(.*)\": \"/usr/share/$1\", "
-		"\"^/pod-hosts$\": \"/etc/hosts\"}}}}");
+	struct fixture f = setup("{\"feature\": {\"fs\": {\"mapping\": {"
+				 "\"^/home/(?<user>[^/]+)/dev/config/(?<app>[^/]+)\": "
+				 "\"/mnt/configs/${user}-$app\", "
+				 "\"^/data/(.*)\": \"/usr/share/$1\", "
+				 "\"^/pod-hosts$\": \"/etc/hosts\"}}}}");
 	struct vfs_decision d;
 
 	CHECK_OK(vfs_route(f.r, "/home/jo/dev/config/api/app.conf", 0, &d));
@@ -546,8 +543,9 @@ TEST(format_truncates)
 
 	CHECK_OK(vfs_route(f.r, "/etc/hosts", 0, &d));
 	n = vfs_decision_format(&d, small, sizeof(small));
-	CHECK_INT(n, ==, (int)strlen("remote read-only: default remote list[1] \"^/etc/hosts$\" "
-				    "(step 7)"));
+	CHECK_INT(n, ==,
+		  (int)strlen("remote read-only: default remote list[1] \"^/etc/hosts$\" "
+			      "(step 7)"));
 	CHECK_STR(small, "remote ");
 	CHECK_INT(vfs_decision_format(&d, NULL, 0), ==, n);
 	teardown(&f);
