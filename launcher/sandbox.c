@@ -335,6 +335,7 @@ static int mount_views(struct sandbox *sb, struct err *reterr)
 	snprintf(p, sizeof(p), "%s/pod", sb->dir);
 	mo.router = NULL;
 	mo.synthetic_dirs = NULL;
+	mo.local_anchors = NULL; /* (pointed into g, freed above) */
 	mo.read_only = vfs_router_mode(sb->router) != CFG_FS_WRITE;
 	return vfs_mount_new(&mo, &sb->pod_mount, reterr);
 }

@@ -1439,8 +1439,10 @@ static void dir_finish(struct dir_build *b)
 		if (dir)
 			closedir(dir);
 	}
-	qsort(local.e, local.n, sizeof(*local.e), dir_cmp);
-	qsort(b->remote_list.e, b->remote_list.n, sizeof(*b->remote_list.e), dir_cmp);
+	if (local.n)
+		qsort(local.e, local.n, sizeof(*local.e), dir_cmp);
+	if (b->remote_list.n)
+		qsort(b->remote_list.e, b->remote_list.n, sizeof(*b->remote_list.e), dir_cmp);
 
 	for (int side = 0; side < 2; side++) {
 		struct vfs_dir *src = side == 0 ? &local : &b->remote_list;
@@ -1756,6 +1758,7 @@ int vfs_mount_new(const struct vfs_mount_opts *o, struct vfs_mount **ret, struct
 	argv[argc] = NULL;
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	m->se = fuse_session_new(&args, &ops, sizeof(ops), m);
+	fuse_opt_free_args(&args);
 	if (!m->se) {
 		r = err_set(reterr, -EIO, "cannot start a FUSE session");
 		goto fail;
