@@ -25,6 +25,9 @@ endif
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
 	-Wimplicit-fallthrough -Wno-format-truncation -Werror
+ifneq ($(findstring clang,$(CC)),)
+WARN += -Wno-unknown-warning-option
+endif
 # Messages are truncated to fixed buffers by design (struct err), hence no
 # -Wformat-truncation.
 OPT  ?= -O2 -g
@@ -171,7 +174,7 @@ DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	libfuse3-dev fuse3 libnl-route-3-dev libnl-3-dev libjson-c-dev libyaml-dev \
 	libcurl4-openssl-dev libssl-dev libc-ares-dev libpcre2-dev \
 	iproute2 busybox-static dnsmasq-base python3 python3-pytest \
-	procps psmisc curl dnsutils socat tmux clang-format
+	procps psmisc curl dnsutils socat tmux clang-format hyperfine bindfs sshfs openssh-server
 
 deps:
 	$(Q)missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(DEPS_PKGS) 2>/dev/null \

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "launcher/cli.h"
@@ -652,6 +653,172 @@ static int echoload_start(struct dbg *d)
 	return 0;
 }
 
+/* --- tcpsend, pingpong: TCP through the agent (benchmarks) ---------------------
+ * tcpsend IP PORT BYTES: BYTES of zeros as fast as credit allows, half-close,
+ * wait for the peer's close; MB/s from the stream's opening to that close.
+ * pingpong IP PORT N: N sequential 1-byte round trips against an echo server
+ * (after 100 not counted); mean, p50 and p99 per round trip. */
+
+static struct {
+	struct dbg *d;
+	struct proto_stream *st;
+	bool ping; /* pingpong, else tcpsend */
+	uint64_t total, sent, done;
+	uint64_t t0;   /* ns: stream opened / this round trip sent */
+	uint64_t *rtt; /* pingpong: ns per counted round trip */
+	bool finished;
+} tp;
+
+#define TP_WARMUP 100
+
+static uint64_t tp_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int tp_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void tp_finish(int err)
+{
+	struct dbg *d = tp.d;
+
+	if (tp.finished)
+		return;
+	tp.finished = true;
+	if (tp.st)
+		proto_stream_close(tp.st, 0);
+	tp.st = NULL;
+	if (err) {
+		fail(d, err, tp.ping ? "pingpong" : "tcpsend");
+	} else if (!tp.ping) {
+		double s = (double)(tp_ns() - tp.t0) / 1e9;
+		printf("ok bytes=%llu seconds=%.6f MBps=%.1f\n", (unsigned long long)tp.sent, s,
+		       (double)tp.sent / s / 1e6);
+	} else {
+		uint64_t n = tp.total, sum = 0;
+		for (uint64_t i = 0; i < n; i++)
+			sum += tp.rtt[i];
+		qsort(tp.rtt, n, sizeof(*tp.rtt), tp_cmp);
+		printf("ok round_trips=%llu mean_us=%.1f p50_us=%.1f p99_us=%.1f\n",
+		       (unsigned long long)n, (double)sum / (double)n / 1e3,
+		       (double)tp.rtt[n / 2] / 1e3, (double)tp.rtt[n * 99 / 100] / 1e3);
+	}
+	free(tp.rtt);
+	tp.rtt = NULL;
+	op_done(d);
+}
+
+static void tp_pump(void)
+{
+	static const uint8_t zeros[65536];
+
+	if (tp.ping) {
+		tp.t0 = tp_ns();
+		if (proto_stream_write(tp.st, "x", 1) != 1)
+			tp_finish(ENOBUFS);
+		return;
+	}
+	while (tp.sent < tp.total) {
+		size_t n = MIN(sizeof(zeros), (size_t)(tp.total - tp.sent));
+		size_t w = proto_stream_write(tp.st, zeros, n);
+		tp.sent += w;
+		if (w < n)
+			return; /* writable() follows */
+	}
+	proto_stream_shutdown(tp.st);
+}
+
+static void tp_opened(void *userdata, int err, const struct proto_addr *a, uint16_t port)
+{
+	(void)userdata;
+	(void)a;
+	(void)port;
+	if (err) {
+		tp.st = NULL;
+		tp_finish(err);
+		return;
+	}
+	tp.t0 = tp_ns();
+	tp_pump();
+}
+
+static void tp_data(void *userdata, const uint8_t *p, size_t n)
+{
+	(void)userdata;
+	(void)p;
+	proto_stream_consumed(tp.st, n);
+	if (!tp.ping || tp.finished)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (tp.done >= TP_WARMUP)
+			tp.rtt[tp.done - TP_WARMUP] = tp_ns() - tp.t0;
+		tp.done++;
+	}
+	if (tp.done >= tp.total + TP_WARMUP)
+		tp_finish(0);
+	else
+		tp_pump();
+}
+
+static void tp_shutdown(void *userdata)
+{
+	(void)userdata;
+	/* tcpsend: the sink read everything and closed. */
+	tp_finish(tp.ping || tp.sent < tp.total ? ECONNRESET : 0);
+}
+
+static void tp_closed(void *userdata, int err)
+{
+	(void)userdata;
+	tp.st = NULL;
+	tp_finish(err ? err : tp.ping || tp.sent < tp.total ? ECONNRESET : 0);
+}
+
+static void tp_writable(void *userdata)
+{
+	(void)userdata;
+	if (!tp.ping && !tp.finished)
+		tp_pump();
+}
+
+static const struct proto_stream_ops tp_ops = {
+	.opened = tp_opened,
+	.data = tp_data,
+	.shutdown = tp_shutdown,
+	.closed = tp_closed,
+	.writable = tp_writable,
+};
+
+static int tp_start(struct dbg *d)
+{
+	struct proto_addr a;
+
+	tp = (typeof(tp)){
+		.d = d, .ping = !strcmp(d->w[0], "pingpong"), .total = strtoull(d->w[3], NULL, 10)};
+	if (parse_addr(d->w[1], &a) < 0 || tp.total == 0 || (tp.ping && tp.total > 100000000)) {
+		fail(d, EINVAL, tp.ping ? "pingpong IP PORT N" : "tcpsend IP PORT BYTES");
+		return -EINVAL;
+	}
+	if (tp.ping)
+		tp.rtt = xcalloc(tp.total, sizeof(*tp.rtt));
+	int r = proto_stream_open(d->client, PROTO_STREAM_TCP, &a, (uint16_t)atoi(d->w[2]), &tp_ops,
+				  NULL, &tp.st);
+	if (r < 0) {
+		free(tp.rtt);
+		tp.rtt = NULL;
+		fail(d, -r, "stream");
+	}
+	return r;
+}
+
 /* --- resolve, dnsquery: DNS in the pod ------------------------------------------------
  * The query is built and its answer parsed by hand (RFC 1035 §4): the
  * launcher leaves c-ares to the dns module. */
@@ -899,6 +1066,8 @@ static const struct op_desc op_table[] = {
 	{ "resolve4", 1, "resolve4 NAME (IPv4 only)" },
 	{ "resolve6", 1, "resolve6 NAME (IPv6 only)" },
 	{ "dnsquery", 2, "dnsquery NAME TYPE (raw DNS_QUERY; TYPE A, AAAA, SRV... or a number)" },
+	{ "tcpsend", 3, "tcpsend IP PORT BYTES (zeros, half-close, wait for close; MB/s)" },
+	{ "pingpong", 3, "pingpong IP PORT N (1-byte round trips to an echo server; mean/p50/p99 us)" },
 };
 
 static int op_start(struct dbg *d)
@@ -996,6 +1165,8 @@ static int op_start(struct dbg *d)
 		return resolve_start(d);
 	} else if (!strcmp(op, "dnsquery")) {
 		return dnsquery_start(d);
+	} else if (!strcmp(op, "tcpsend") || !strcmp(op, "pingpong")) {
+		return tp_start(d);
 	} else if (!strcmp(op, "statloop")) {
 		sl = (struct statloop){ .d = d, .total = strtoull(d->w[2], NULL, 10) };
 		unsigned long long inflight = strtoull(d->w[3], NULL, 10);
