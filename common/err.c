@@ -14,7 +14,8 @@ void err_clear(struct err *e)
 	e->msg[0] = '\0';
 }
 
-static void set_va(struct err *e, int code, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 3, 0)))
+set_va(struct err *e, int code, const char *fmt, va_list ap)
 {
 	e->code = code;
 	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
