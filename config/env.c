@@ -60,8 +60,6 @@ struct env_var {
 
 #define C(f) offsetof(struct cfg, f)
 #define W_OPERATOR "it needs the mirrord operator (mirrord for Teams), which podenv does not use"
-#define W_TREE                                                                                     \
-	"podenv runs the whole process tree in one sandbox, so single processes cannot be skipped"
 
 static int bad(struct cfg_ctx *ctx, const struct env_var *e, const char *what, const char *value)
 {
@@ -215,18 +213,15 @@ static const struct env_var env_vars[] = {
 	{.name = "MIRRORD_SKIP_PROCESSES",
 	 .path = "skip_processes",
 	 .kind = E_STRLIST,
-	 .off = C(skip_processes),
-	 .ignored = W_TREE},
+	 .off = C(skip_processes)},
 	{.name = "MIRRORD_SKIP_BUILD_TOOLS",
 	 .path = "skip_build_tools",
 	 .kind = E_BOOL,
-	 .off = C(skip_build_tools),
-	 .ignored = W_TREE},
+	 .off = C(skip_build_tools)},
 	{.name = "MIRRORD_SKIP_EXTRA_BUILD_TOOLS",
 	 .path = "skip_extra_build_tools",
 	 .kind = E_STRLIST,
-	 .off = C(skip_extra_build_tools),
-	 .ignored = W_TREE},
+	 .off = C(skip_extra_build_tools)},
 	{.name = "MIRRORD_OPERATOR_ENABLE",
 	 .path = "operator",
 	 .kind = E_OPTBOOL,

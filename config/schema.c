@@ -15,8 +15,6 @@
 #define W_LAYER                                                                                    \
 	"it tunes mirrord's LD_PRELOAD layer; podenv works at the kernel boundary and needs no "   \
 	"such knob"
-#define W_TREE                                                                                     \
-	"podenv runs the whole process tree in one sandbox, so single processes cannot be skipped"
 
 #define OFF(n) offsetof(S, n)
 #define BOOL(n, d, ...)                                                                            \
@@ -529,9 +527,9 @@ static const struct cfg_table ci_table = TABLE(ci_fields);
 static const struct cfg_field root_fields[] = {
 	OPTBOOL(accept_invalid_certificates, .desc = "Accept invalid TLS certificates from the API "
 						     "server; unset: the kubeconfig's."),
-	STRLIST(skip_processes, FL_SEMI, NULL, .ignored = W_TREE),
-	BOOL(skip_build_tools, true, .ignored = W_TREE),
-	STRLIST(skip_extra_build_tools, FL_SEMI, NULL, .ignored = W_TREE),
+	STRLIST(skip_processes, FL_SEMI, NULL),
+	BOOL(skip_build_tools, true),
+	STRLIST(skip_extra_build_tools, FL_SEMI, NULL),
 	CUSTOM(target, cfg_target_custom),
 	STR(connect_tcp, NULL, .desc = "IP:PORT of an agent already listening."),
 	OBJECT(agent, agent_table),
