@@ -70,7 +70,11 @@ struct vfs_mount {
 	char **anchors; /* local paths whose ancestors must be traversable */
 	size_t nanchors;
 	bool gone;	  /* unmounted from outside or FUSE connection ended */
-	struct map skip_cache; /* pid -> 1 (skip) or 2 (no skip) */
+	/* Paths a skipped process (skip_processes) reached locally while they
+	 * route elsewhere for everyone else: one name, two files. The kernel
+	 * caches one inode per name, so these are never cached (attribute and
+	 * entry timeouts 0, direct I/O). Keyed by path hash. */
+	struct map mixed;
 };
 
 /* --- nodes ----------------------------------------------------------------- */
@@ -205,32 +209,23 @@ static bool is_anchor_or_ancestor(struct vfs_mount *m, const char *path)
 }
 
 /* Is this process one whose file operations are served locally
- * (skip_processes / skip_build_tools)? Cached per PID for the session. */
+ * (skip_processes / skip_build_tools)? Asked per request: a PID's program
+ * changes at exec, and the kernel walks the new program's path while the
+ * process still runs the old one, so no per-PID answer can be kept. */
 static bool caller_skipped(struct vfs_mount *m, fuse_req_t req)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	char path[64], exe[4096];
-	void *v;
 	ssize_t n;
 
 	if (!m->router || !ctx || ctx->pid <= 0)
 		return false;
-	v = map_get(&m->skip_cache, (uint64_t)ctx->pid);
-	if (v)
-		return v == (void *)1;
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)ctx->pid);
 	n = readlink(path, exe, sizeof(exe) - 1);
-	bool skip = false;
-	if (n > 0) {
-		exe[n] = '\0';
-		skip = vfs_router_skips_process(m->router, exe);
-	}
-	/* PIDs are reused, but a session is short and a stale answer only
-	 * changes where a build tool reads from. */
-	if (map_len(&m->skip_cache) > 4096)
-		map_done(&m->skip_cache);
-	map_put(&m->skip_cache, (uint64_t)ctx->pid, skip ? (void *)1 : (void *)2);
-	return skip;
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	return vfs_router_skips_process(m->router, exe);
 }
 
 /* Decides where path goes for this request. Returns 0 and fills d, or a
@@ -250,6 +245,9 @@ static int route(struct vfs_mount *m, fuse_req_t req, const char *path, unsigned
 		return 0;
 	}
 	if (caller_skipped(m, req)) {
+		r = vfs_route(m->router, path, flags, d);
+		if (r == 0 && d->verdict != VFS_LOCAL)
+			map_put(&m->mixed, path_hash(path), (void *)1);
 		d->verdict = VFS_LOCAL;
 		snprintf(d->path, sizeof(d->path), "%s", path);
 	} else {
@@ -278,6 +276,16 @@ static int route(struct vfs_mount *m, fuse_req_t req, const char *path, unsigned
 }
 
 /* --- replies ------------------------------------------------------------------ */
+
+static bool is_mixed(struct vfs_mount *m, const char *path)
+{
+	return map_len(&m->mixed) && map_get(&m->mixed, path_hash(path));
+}
+
+static double attr_timeout(struct vfs_mount *m, const char *path)
+{
+	return is_mixed(m, path) ? 0.0 : ATTR_TIMEOUT;
+}
 
 static void stat_from_attr(struct stat *st, const struct proto_attr *a)
 {
@@ -312,8 +320,8 @@ static void reply_entry(struct vfs_mount *m, fuse_req_t req, const char *path,
 
 	e.ino = n->ino;
 	e.attr = *st;
-	e.attr_timeout = ATTR_TIMEOUT;
-	e.entry_timeout = ENTRY_TIMEOUT;
+	e.attr_timeout = attr_timeout(m, path);
+	e.entry_timeout = is_mixed(m, path) ? 0.0 : ENTRY_TIMEOUT;
 	if (fuse_reply_entry(req, &e) != 0)
 		node_forget(m, n, 1); /* the kernel did not take it */
 }
@@ -374,7 +382,7 @@ static void on_reply(void *userdata, const struct proto_msg *msg)
 		break;
 	case CALL_ATTR:
 		stat_from_attr(&st, &msg->rep.attr);
-		fuse_reply_attr(c->req, &st, ATTR_TIMEOUT);
+		fuse_reply_attr(c->req, &st, attr_timeout(m, c->path));
 		break;
 	case CALL_EMPTY:
 		fuse_reply_err(c->req, 0);
@@ -561,7 +569,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		if (lstat(d.path, &st) < 0)
 			fuse_reply_err(req, errno);
 		else
-			fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+			fuse_reply_attr(req, &st, attr_timeout(m, path));
 		return;
 	}
 	struct proto_msg msg = { .type = PROTO_STAT };
@@ -951,8 +959,8 @@ static void on_open_reply(void *userdata, const struct proto_msg *msg)
 			memcpy(h->prefetch, msg->rep.data.data, h->prefetch_len);
 		}
 		/* Keep the page cache when the file is as it was last time. */
-		if (n && n->cached_mtime == a->mtime.sec && n->cached_mtime_ns == a->mtime.nsec &&
-		    n->cached_size == a->size)
+		if (n && !c->fi.direct_io && n->cached_mtime == a->mtime.sec &&
+		    n->cached_mtime_ns == a->mtime.nsec && n->cached_size == a->size)
 			c->fi.keep_cache = 1;
 		if (n) {
 			n->cached_mtime = a->mtime.sec;
@@ -993,7 +1001,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		struct vfs_handle *h = xcalloc(1, sizeof(*h));
 		h->fd = fd;
 		fi->fh = (uint64_t)(uintptr_t)h;
-		fi->keep_cache = 1; /* local files change only through us, or outside */
+		/* Local files change only through us, or outside. */
+		fi->keep_cache = !is_mixed(m, path);
+		fi->direct_io = is_mixed(m, path);
 		if (fuse_reply_open(req, fi) != 0) {
 			close(fd);
 			free(h);
@@ -1005,6 +1015,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	c->m = m;
 	c->req = req;
 	c->fi = *fi;
+	c->fi.direct_io = is_mixed(m, path);
 	c->ino = ino;
 	msg.req.path = d.path;
 	msg.req.flags = (uint32_t)(fi->flags & ~(0x20 | O_NOCTTY));
@@ -1809,7 +1820,7 @@ void vfs_mount_free(struct vfs_mount *m)
 	}
 	map_done(&m->nodes);
 	map_done(&m->by_path);
-	map_done(&m->skip_cache);
+	map_done(&m->mixed);
 	for (size_t i = 0; i < m->nsynthetic; i++)
 		free(m->synthetic[i]);
 	free(m->synthetic);

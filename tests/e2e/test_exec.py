@@ -275,3 +275,58 @@ def test_mount_raw_pod_root(cluster, build_dir, tmp_path):
         time.sleep(0.05)
     subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
     assert p.wait(timeout=10) == 0
+
+
+def test_skip_processes_are_served_locally(cluster, build_dir, tmp_path):
+    cfg = {"skip_processes": ["cat"]}
+    # cat is skipped: it reads the host's /etc/hostname; the shell's own
+    # read of the same file goes to the pod.
+    r = sh(cluster, build_dir, "cat /etc/hostname; read x < /etc/hostname; echo $x",
+           config=cfg, tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr
+    with open("/etc/hostname") as f:
+        host = f.read().strip()
+    assert r.stdout.splitlines() == [host, "bear-pod"]
+
+
+def tmux(*args, check=True):
+    return run(["tmux", *args], check=check, timeout=30)
+
+
+def screen(session):
+    return tmux("capture-pane", "-p", "-t", session).stdout
+
+
+def wait_for(session, text, timeout=20):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        s = screen(session)
+        if text in s:
+            return s
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} never appeared on the screen:\n{screen(session)}")
+
+
+def test_shell_under_tmux(cluster, build_dir, tmp_path):
+    """podenv shell as a user meets it: a terminal, a prompt, typed commands."""
+    session = "podenv-e2e-" + secrets.token_hex(3)
+    env_file = tmp_path / "home"
+    env_file.mkdir()
+    cmd = (f"cd /tmp && HOME={env_file} SHELL=/bin/bash {podenv(build_dir)} shell "
+           f"-t pid/{cluster.pod_pid}; echo podenv-exit=$?; sleep 30")
+    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd)
+    try:
+        s = wait_for(session, f"(podenv:pid/{cluster.pod_pid})")
+        assert f"podenv: shell in pid/{cluster.pod_pid} (hostname bear-pod)" in s
+        tmux("send-keys", "-t", session, "echo user=$DATABASE_USER host=$(hostname)", "Enter")
+        wait_for(session, "user=bear host=bear-pod")
+        tmux("send-keys", "-t", session, "head -2 /app/config.yaml", "Enter")
+        wait_for(session, "name: bear-app" if False else "bear-pod application config")
+        # job control: a background job and fg
+        tmux("send-keys", "-t", session, "sleep 30 &", "Enter")
+        tmux("send-keys", "-t", session, "jobs", "Enter")
+        wait_for(session, "Running")
+        tmux("send-keys", "-t", session, "kill %1; exit 7", "Enter")
+        wait_for(session, "podenv-exit=7")
+    finally:
+        tmux("kill-session", "-t", session, check=False)
