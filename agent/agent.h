@@ -40,6 +40,11 @@ void agent_target_free(struct agent_target *t);
  * agent_strv_free. */
 int agent_target_environ(const struct agent_target *t, char ***ret, struct err *reterr);
 
+/* True when ns_fd (an open /proc/PID/ns/X) is the namespace self_ns names
+ * ("/proc/self/ns/net"): entering it would change nothing (and needs a
+ * privilege an unprivileged agent lacks). */
+bool agent_target_shares_ns(int ns_fd, const char *self_ns);
+
 /* The hostname seen in the target's UTS namespace. Forks a short-lived child
  * that enters the namespace, so the agent's own namespaces are unchanged;
  * call before any thread is started. */

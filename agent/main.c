@@ -291,7 +291,8 @@ static int serve(const struct agent_opts *o, struct agent_target *t, struct err 
 		if (listen_fd < 0)
 			return listen_fd;
 	}
-	if (setns(t->net_fd, CLONE_NEWNET) < 0)
+	if (!agent_target_shares_ns(t->net_fd, "/proc/self/ns/net") &&
+	    setns(t->net_fd, CLONE_NEWNET) < 0)
 		return err_set_errno(e, -errno, "entering the network namespace of process %d",
 				     (int)t->pid);
 	r = loop_new(&l);

@@ -148,6 +148,14 @@ int agent_target_environ(const struct agent_target *t, char ***ret, struct err *
 	return (int)n;
 }
 
+bool agent_target_shares_ns(int ns_fd, const char *self_ns)
+{
+	struct stat a, b;
+
+	return fstat(ns_fd, &a) == 0 && stat(self_ns, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
 int agent_target_hostname(const struct agent_target *t, char *out, size_t outsz,
 			  struct err *reterr)
 {
@@ -156,6 +164,14 @@ int agent_target_hostname(const struct agent_target *t, char *out, size_t outsz,
 	ssize_t n;
 	pid_t child;
 
+	/* Already in that namespace (a process of this machine, or an agent
+	 * without privileges, which could not enter it anyway): ask directly. */
+	if (agent_target_shares_ns(t->uts_fd, "/proc/self/ns/uts")) {
+		if (uname(&u) < 0)
+			return err_set_errno(reterr, -errno, "uname");
+		snprintf(out, outsz, "%s", u.nodename);
+		return 0;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return err_set_errno(reterr, -errno, "socketpair");
 	child = fork();

@@ -108,7 +108,9 @@ int cli_exec_main(int argc, char **argv)
 		cfg_free(cfg);
 		return 2;
 	}
-	r = session_open(cfg, &s, &e);
+	r = vfs_fuse_check(&e);
+	if (r >= 0)
+		r = session_open(cfg, &s, &e);
 	if (r < 0) {
 		fprintf(stderr, "podenv: %s\n", e.msg);
 		cfg_free(cfg);
@@ -244,7 +246,9 @@ int cli_mount_main(int argc, char **argv)
 		cfg_free(cfg);
 		return 2;
 	}
-	r = session_open(cfg, &ms.s, &e);
+	r = vfs_fuse_check(&e);
+	if (r >= 0)
+		r = session_open(cfg, &ms.s, &e);
 	if (r < 0) {
 		fprintf(stderr, "podenv: %s\n", e.msg);
 		cfg_free(cfg);

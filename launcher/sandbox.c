@@ -266,16 +266,55 @@ static char *resolve_program(const char *argv0, char *const *env)
 	return NULL;
 }
 
+static int write_file(const char *path, const char *text)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	return write(fd, text, strlen(text)) == (ssize_t)strlen(text) ? 0 : -errno;
+}
+
+static int enter_user_namespace(struct err *reterr)
+{
+	char map[64];
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	int r;
+
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+		return err_set_errno(reterr, -errno,
+				     "creating a user namespace (podenv runs unprivileged through one; "
+				     "check /proc/sys/user/max_user_namespaces, or run as root)");
+	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)uid, (unsigned)uid);
+	r = write_file("/proc/self/uid_map", map);
+	if (r == 0)
+		r = write_file("/proc/self/setgroups", "deny\n");
+	if (r == 0) {
+		snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)gid, (unsigned)gid);
+		r = write_file("/proc/self/gid_map", map);
+	}
+	if (r < 0)
+		return err_set_errno(reterr, r, "mapping our user and group in the user namespace");
+	return 0;
+}
+
 static int mount_views(struct sandbox *sb, struct err *reterr)
 {
 	struct session *s = sb->s;
 	char p[128];
 	int r;
 
-	if (unshare(CLONE_NEWNS) < 0)
-		return err_set_errno(reterr, -errno,
-				     "creating a private mount namespace (podenv needs root, or "
-				     "CAP_SYS_ADMIN)");
+	if (geteuid() != 0) {
+		/* Unprivileged: a user namespace of our own gives the mount
+		 * privileges, with our ids mapped to themselves (files keep their
+		 * owners; the kernel shows unmapped ones as nobody). */
+		r = enter_user_namespace(reterr);
+		if (r < 0)
+			return r;
+	} else if (unshare(CLONE_NEWNS) < 0) {
+		return err_set_errno(reterr, -errno, "creating a private mount namespace");
+	}
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return err_set_errno(reterr, -errno, "making mounts private");
 	snprintf(sb->dir, sizeof(sb->dir), "/tmp/podenv-XXXXXX");

@@ -1729,6 +1729,17 @@ static int on_fuse(struct loop_source *s, int fd, uint32_t events, void *userdat
 	return 0;
 }
 
+int vfs_fuse_check(struct err *reterr)
+{
+	/* Say plainly what is missing instead of libfuse's terse line. */
+	if (access("/dev/fuse", R_OK | W_OK) < 0)
+		return err_set_errno(reterr, -errno,
+				     "cannot use /dev/fuse (podenv serves the pod's files with FUSE: "
+				     "load the fuse module and give this user read-write access to "
+				     "/dev/fuse, or run as root)");
+	return 0;
+}
+
 int vfs_mount_new(const struct vfs_mount_opts *o, struct vfs_mount **ret, struct err *reterr)
 {
 	struct vfs_mount *m = xcalloc(1, sizeof(*m));
@@ -1758,6 +1769,9 @@ int vfs_mount_new(const struct vfs_mount_opts *o, struct vfs_mount **ret, struct
 	map_put(&m->nodes, root->ino, root);
 	path_index_add(m, root);
 
+	r = vfs_fuse_check(reterr);
+	if (r < 0)
+		goto fail;
 	argv[argc++] = "podenv";
 	argv[argc++] = "-o";
 	argv[argc++] = o->allow_other ? "fsname=podenv,subtype=podenv,default_permissions,allow_other"

@@ -246,6 +246,11 @@ struct vfs_mount_opts {
 
 struct vfs_mount;
 
+/* 0 when this process can use FUSE (/dev/fuse readable and writable);
+ * else a negative errno and a message saying what to do. Call before
+ * starting anything else, so a missing requirement costs nothing. */
+int vfs_fuse_check(struct err *reterr);
+
 /* Mounts (fuse_session_mount: in the caller's mount namespace) and starts
  * serving on o->loop. Errors say which mountpoint failed. */
 int vfs_mount_new(const struct vfs_mount_opts *o, struct vfs_mount **ret, struct err *reterr);

@@ -1,0 +1,99 @@
+"""podenv exec without root: through a user namespace, when the user may
+use /dev/fuse. The target is the user's own "rootless container": a process
+chrooted (in its own user namespace) into a small root filesystem."""
+import os
+import pwd
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import run
+
+USER = "podenv-e2e"
+
+
+@pytest.fixture(scope="module")
+def test_user():
+    if os.geteuid() != 0:
+        pytest.skip("creating a test user needs root")
+    created = False
+    try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        run(["useradd", "--create-home", "--shell", "/bin/sh", USER], check=True)
+        created = True
+    # The device is opened to the test user, as the issue asks; restored after.
+    st = os.stat("/dev/fuse")
+    os.chmod("/dev/fuse", 0o666)
+    try:
+        yield pwd.getpwnam(USER)
+    finally:
+        os.chmod("/dev/fuse", st.st_mode & 0o7777)
+        if created:
+            run(["userdel", "--remove", USER])
+
+
+def as_user(user, cmd, timeout=60):
+    return run(["su", user.pw_name, "-s", "/bin/sh", "-c", cmd], timeout=timeout)
+
+
+@pytest.fixture
+def user_pod(test_user):
+    """A process of the test user whose root is a busybox tree of its own."""
+    import pathlib
+    import tempfile
+    tmp_path = pathlib.Path(tempfile.mkdtemp(prefix="podenv-userpod-"))
+    root = tmp_path / "rootfs"
+    (root / "bin").mkdir(parents=True)
+    (root / "app").mkdir()
+    shutil.copy("/bin/busybox", root / "bin" / "busybox")
+    (root / "app" / "config.yaml").write_text("owner: the user's own pod\n")
+    os.chmod(tmp_path, 0o755)
+    subprocess.run(["chown", "-R", f"{test_user.pw_uid}:{test_user.pw_gid}", str(root)],
+                   check=True)
+    p = subprocess.Popen(["su", USER, "-s", "/bin/sh", "-c",
+                          f"exec unshare -Ur chroot {root} /bin/busybox sleep 300"])
+    # the chrooted sleep is a child of su: find it
+    pid = None
+    for _ in range(100):
+        for cand in run(["pgrep", "-u", USER, "-f", "busybox sleep 300"]).stdout.split():
+            try:
+                if os.readlink(f"/proc/{cand}/root") == str(root):
+                    pid = int(cand)
+            except OSError:
+                pass
+        if pid:
+            break
+        time.sleep(0.05)
+    try:
+        assert pid, "the user's pod did not start"
+        yield pid
+    finally:
+        run(["pkill", "-u", USER, "-f", "busybox sleep 300"])
+        p.wait(timeout=10)
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_exec_without_root(test_user, user_pod, build_dir):
+    podenv = os.path.join(build_dir, "podenv")
+    r = as_user(test_user, f"cd /tmp && {podenv} exec -t pid/{user_pod} -- "
+                "sh -c 'cat /app/config.yaml; id -u; cat /etc/os-release | head -1'")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "owner: the user's own pod"  # the target's file, via the agent
+    assert lines[1] == str(test_user.pw_uid)  # still the user, not root
+    assert lines[2].startswith("PRETTY_NAME") or lines[2].startswith("NAME")  # host's, local
+
+
+def test_without_fuse_access_the_error_says_why(test_user, user_pod, build_dir):
+    os.chmod("/dev/fuse", 0o600)
+    try:
+        podenv = os.path.join(build_dir, "podenv")
+        r = as_user(test_user, f"cd /tmp && {podenv} exec -t pid/{user_pod} -- true")
+    finally:
+        os.chmod("/dev/fuse", 0o666)
+    assert r.returncode == 1
+    assert "cannot use /dev/fuse" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1  # one clear line
