@@ -1,0 +1,3 @@
+vnet_SRCS := vnet/packet.c vnet/nat.c
+vnet_PKGS :=
+vnet_DEPS := common

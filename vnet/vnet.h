@@ -1,0 +1,270 @@
+/* vnet: the app's network, relayed by the launcher ("system stack", DESIGN.md
+ * "The kernel does TCP", research/vnet.md §1).
+ *
+ * This header has the pure-logic parts so far:
+ *
+ *  - vnet_packet_*: parse an IPv4 or IPv6 packet as read from a TUN (no link
+ *    header), read its 5-tuple, rewrite its addresses and ports in place with
+ *    incremental checksum updates (RFC 1624), turn an echo request into its
+ *    reply, and build small packets from scratch (TCP RST, ICMP unreachable,
+ *    UDP datagram) that the relay writes into the TUN.
+ *  - vnet_nat_*: the NAT/flow table: original 5-tuple <-> NAT port, with port
+ *    allocation that never hands out a live port, FIFO reuse of freed ports,
+ *    idle expiry driven by the caller's clock, and a hard size bound.
+ *
+ * Nothing here does I/O, allocates per packet or keeps timers. Every input
+ * byte is untrusted: all lengths and offsets are checked. Not thread-safe;
+ * the launcher calls it from its one loop thread.
+ *
+ * struct vnet_packet and struct vnet_tuple are plain data on purpose (STYLE.md
+ * keeps public structs opaque): a packet is parsed on the stack for every TUN
+ * read, and an opaque handle would cost an allocation per packet.
+ */
+#ifndef PODENV_VNET_VNET_H
+#define PODENV_VNET_VNET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/loop.h"
+
+/* ---- addresses and tuples ------------------------------------------------ */
+
+/* An IPv4 or IPv6 address in network byte order. IPv4 uses b[0..3] and keeps
+ * b[4..15] zero, so that tuples compare and hash byte for byte. The family is
+ * carried next to it (struct vnet_tuple, struct vnet_packet). */
+struct vnet_addr {
+	uint8_t b[16];
+};
+
+/* A flow's 5-tuple, ports in host byte order. family is 4 or 6; proto is the
+ * IP protocol number (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6).
+ * For ICMP echo request/reply both ports hold the echo identifier; for other
+ * ICMP messages and other protocols they are 0. Unused bytes are zero. */
+struct vnet_tuple {
+	uint8_t family;
+	uint8_t proto;
+	uint16_t sport;
+	uint16_t dport;
+	struct vnet_addr src;
+	struct vnet_addr dst;
+};
+
+/* Swaps source and destination (address and port) of t in place. */
+void vnet_tuple_reverse(struct vnet_tuple *t);
+/* True when a and b are the same flow (all fields equal). */
+bool vnet_tuple_equal(const struct vnet_tuple *a, const struct vnet_tuple *b);
+
+/* ---- packets --------------------------------------------------------------- */
+
+#define VNET_PACKET_MAX 65575 /* 40-byte IPv6 header + 65535 payload (no jumbograms) */
+
+/* struct vnet_packet flags */
+enum {
+	VNET_PACKET_FRAGMENT = 1u << 0, /* part of a fragmented datagram (any part) */
+	VNET_PACKET_L4 = 1u << 1,	/* the transport header was parsed (l4_off/l4_len valid) */
+	VNET_PACKET_ROUTED = 1u << 2,	/* IPv6 routing header with segments left: the
+					 * pseudo-header uses another destination, so the
+					 * packet cannot be rewritten */
+	VNET_PACKET_NO_CSUM = 1u << 3,	/* UDP checksum field is 0 ("none" in IPv4; invalid
+					 * in IPv6, where a rewrite computes it) */
+	VNET_PACKET_TAIL_FRAGMENT = 1u << 4, /* a fragment other than the first: no
+					      * transport header here */
+};
+
+/* TCP flags (the low byte of the TCP flags field) */
+enum {
+	VNET_TCP_FIN = 0x01,
+	VNET_TCP_SYN = 0x02,
+	VNET_TCP_RST = 0x04,
+	VNET_TCP_PSH = 0x08,
+	VNET_TCP_ACK = 0x10,
+	VNET_TCP_URG = 0x20,
+};
+
+/* A parsed packet: a view into the caller's buffer (borrowed; it must outlive
+ * the struct and not move). Read-only for callers: change the packet only
+ * through vnet_packet_* so that the checksums follow.
+ *
+ * len is the IP datagram's own length (IPv4 total length, 40 + IPv6 payload
+ * length); bytes the buffer holds beyond it are ignored. l4_off is the offset
+ * of the transport header (after IPv4 options / IPv6 extension headers); when
+ * VNET_PACKET_L4 is set, l4_len is the transport header's length (TCP with
+ * options, 8 for UDP and ICMP) and payload_off/payload_len the bytes after it
+ * (for UDP, as far as the UDP length says; for a first fragment, only what
+ * this fragment carries). */
+struct vnet_packet {
+	uint8_t *data;
+	uint32_t len;
+	uint8_t family; /* 4 or 6 */
+	uint8_t proto;	/* transport protocol after extension headers */
+	uint8_t tcp_flags;
+	uint8_t icmp_type; /* ICMP/ICMPv6 type, when VNET_PACKET_L4 */
+	uint32_t flags;
+	uint32_t l4_off;
+	uint32_t l4_len;
+	uint32_t payload_off;
+	uint32_t payload_len;
+};
+
+/* Parses len bytes at data (borrowed) into *p. Accepts IPv4 with options and
+ * IPv6 with extension headers (hop-by-hop, routing, fragment, destination
+ * options, AH; at most 8 of them, hop-by-hop only first), TCP, UDP, ICMP and
+ * ICMPv6 transport headers. Other transports parse with VNET_PACKET_L4 clear,
+ * as do non-first fragments. Checksums are not verified (see
+ * vnet_packet_csum_ok).
+ * Errors: -EBADMSG truncated or inconsistent (bad IHL, lengths, header chain),
+ * -EPROTONOSUPPORT not IP version 4 or 6, or an IPv6 jumbogram. */
+int vnet_packet_parse(struct vnet_packet *p, uint8_t *data, size_t len);
+
+/* The packet's 5-tuple (see struct vnet_tuple for ICMP). */
+void vnet_packet_tuple(const struct vnet_packet *p, struct vnet_tuple *t);
+
+/* TCP sequence and acknowledgment numbers (host order); 0 if not TCP. */
+uint32_t vnet_packet_tcp_seq(const struct vnet_packet *p);
+uint32_t vnet_packet_tcp_ack(const struct vnet_packet *p);
+
+/* Rewrites the source (vnet_packet_set_src) or destination (_set_dst) in
+ * place: the address when addr is non-NULL (same family as the packet), and
+ * the port for TCP and UDP (pass the current port to keep it; ignored for
+ * other protocols). The IPv4 header checksum and the TCP/UDP/ICMPv6 checksum
+ * (pseudo-header) are updated incrementally, so the cost does not depend on
+ * the payload size; a checksum that was wrong stays wrong by the same amount.
+ * An IPv4 UDP checksum of 0 (none) stays 0; an IPv6 UDP checksum of 0, which
+ * RFC 8200 forbids, is computed in full (not possible for a fragment).
+ * Errors: -EOPNOTSUPP for a packet flagged VNET_PACKET_ROUTED, or an IPv6 UDP
+ * fragment without checksum, or a non-first fragment when the port would
+ * change (its transport header is elsewhere). */
+int vnet_packet_set_src(struct vnet_packet *p, const struct vnet_addr *addr, uint16_t port);
+int vnet_packet_set_dst(struct vnet_packet *p, const struct vnet_addr *addr, uint16_t port);
+
+/* Turns an ICMP(v6) echo request into its reply in place: addresses swapped,
+ * type 8 -> 0 (ICMPv4) or 128 -> 129 (ICMPv6), TTL/hop limit reset to 64,
+ * checksums updated. Payload, identifier and sequence are kept.
+ * Errors: -EINVAL not an (unfragmented) echo request. */
+int vnet_packet_echo_reply(struct vnet_packet *p);
+
+/* True when the IPv4 header checksum and the transport checksum verify (a UDP
+ * checksum of 0 counts as valid in IPv4). Fragments: only the IP header. */
+bool vnet_packet_csum_ok(const struct vnet_packet *p);
+
+/* Builders. Each writes a complete IP packet into buf (borrowed, cap bytes),
+ * checksums included, and returns its length; -ENOBUFS if cap is too small.
+ * IPv4 packets get DF set, id 0 and TTL 64; IPv6 hop limit 64. */
+
+/* The RST a TCP stack sends in answer to `orig` (RFC 9293 §3.10.7.1): from
+ * orig's destination to its source; if orig has ACK, seq = orig's ack,
+ * otherwise seq 0 and ACK with ack = orig's seq + its segment length.
+ * Errors: -EINVAL orig is not TCP with a parsed header, or is itself a RST. */
+int vnet_packet_build_rst(uint8_t *buf, size_t cap, const struct vnet_packet *orig);
+
+/* Reasons for vnet_packet_build_unreach, mapped per family:
+ * ICMPv4 type 3 codes 0/1/3/13, ICMPv6 type 1 codes 0/3/4/1. */
+enum vnet_unreach {
+	VNET_UNREACH_NET,
+	VNET_UNREACH_HOST,
+	VNET_UNREACH_PORT,
+	VNET_UNREACH_ADMIN,
+};
+
+/* An ICMP(v6) destination unreachable about `orig`, from orig's destination to
+ * its source, quoting as much of orig as fits in 576 (IPv4, RFC 1812 §4.3.2.3)
+ * or 1280 (IPv6, RFC 4443 §2.4) bytes.
+ * Errors: -EINVAL if no error may be sent about orig (RFC 1122 §3.2.2,
+ * RFC 4443 §2.4): an ICMP error or unknown ICMP type, a non-first fragment, a
+ * multicast/broadcast/unspecified address. */
+int vnet_packet_build_unreach(uint8_t *buf, size_t cap, const struct vnet_packet *orig,
+			      enum vnet_unreach why);
+
+/* A UDP datagram for flow t (t->proto must be IPPROTO_UDP) carrying len bytes
+ * of payload (borrowed). Errors: -EINVAL bad tuple, -EMSGSIZE payload too
+ * large for one datagram. */
+int vnet_packet_build_udp(uint8_t *buf, size_t cap, const struct vnet_tuple *t,
+			  const void *payload, size_t len);
+
+/* ---- NAT table ------------------------------------------------------------- */
+
+/* The relay's flow table (research/vnet.md §1.3, §1.7.5). Each entry maps an
+ * original tuple (what the app sent) to a NAT port, the source port of the
+ * rewritten packet; lookups go both ways: by tuple (outbound packets) and by
+ * (protocol, NAT port) (the listener's accept, and its replies). TCP and UDP
+ * have separate port spaces shared by IPv4 and IPv6.
+ *
+ * A port is never handed out while its entry lives; freed ports queue up and
+ * are reused in FIFO order, so a port rests as long as possible (TIME_WAIT on
+ * the listener side) before its next flow. Time is the caller's: every call
+ * that uses time takes `now` (usec_t, monotonic, non-decreasing); the table
+ * keeps one least-recently-used list per protocol, so expiry costs only the
+ * entries it removes. */
+struct vnet_nat;
+struct vnet_nat_entry;
+
+/* Creates a table with NAT ports [port_min, port_max] per protocol and at
+ * most max_entries entries in all. Caller frees with vnet_nat_free.
+ * Errors: -EINVAL port_min 0, port_min > port_max, max_entries 0 or above
+ * 1 << 20. */
+int vnet_nat_new(uint16_t port_min, uint16_t port_max, uint32_t max_entries,
+		 struct vnet_nat **ret);
+/* Frees the table and its entries (not their userdata). Accepts NULL. */
+void vnet_nat_free(struct vnet_nat *n);
+
+/* Adds an entry for t (copied) with a fresh NAT port, last used at now.
+ * *ret (borrowed, valid until the entry is removed) gets the new entry, or on
+ * -EEXIST the existing entry for t (a retransmitted SYN finds its flow).
+ * Errors: -EEXIST t already has an entry, -ENOSPC the table holds max_entries,
+ * -EADDRNOTAVAIL every NAT port of t's protocol is live, -EPROTONOSUPPORT not
+ * TCP or UDP, -EINVAL family not 4 or 6. */
+int vnet_nat_add(struct vnet_nat *n, const struct vnet_tuple *t, usec_t now,
+		 struct vnet_nat_entry **ret);
+
+/* The entry for original tuple t, or NULL. Borrowed. */
+struct vnet_nat_entry *vnet_nat_lookup(struct vnet_nat *n, const struct vnet_tuple *t);
+/* The entry holding NAT port `port` of protocol proto, or NULL. Borrowed. */
+struct vnet_nat_entry *vnet_nat_lookup_port(struct vnet_nat *n, uint8_t proto, uint16_t port);
+
+/* Marks e used at now (moves it to the young end of its protocol's list). */
+void vnet_nat_touch(struct vnet_nat *n, struct vnet_nat_entry *e, usec_t now);
+
+/* Removes and frees e (not its userdata); its port queues for reuse. The
+ * caller calls this on FIN/RST or when it tears the flow down. */
+void vnet_nat_remove(struct vnet_nat *n, struct vnet_nat_entry *e);
+
+/* Called by vnet_nat_expire for each expired entry, after the entry is gone
+ * (t and the entry's userdata are passed by value/pointer, the entry is
+ * not). The callback may add and remove other entries. */
+typedef void (*vnet_nat_expire_fn)(const struct vnet_tuple *t, uint16_t nat_port,
+				   void *entry_userdata, void *userdata);
+
+/* Removes every entry of protocol proto last used before `before` (e.g.
+ * now - idle timeout), oldest first, calling fn (may be NULL) for each.
+ * Returns the number removed. */
+int vnet_nat_expire(struct vnet_nat *n, uint8_t proto, usec_t before, vnet_nat_expire_fn fn,
+		    void *userdata);
+/* The last-use time of proto's least recently used entry (arm the expiry
+ * timer at that + timeout), or USEC_INFINITY when it has none. */
+usec_t vnet_nat_oldest(const struct vnet_nat *n, uint8_t proto);
+
+/* Entry accessors. The tuple is borrowed from the entry. */
+const struct vnet_tuple *vnet_nat_entry_tuple(const struct vnet_nat_entry *e);
+uint16_t vnet_nat_entry_port(const struct vnet_nat_entry *e);
+usec_t vnet_nat_entry_last_used(const struct vnet_nat_entry *e);
+/* A pointer the caller keeps with the entry (its flow); never freed here. */
+void *vnet_nat_entry_userdata(const struct vnet_nat_entry *e);
+void vnet_nat_entry_set_userdata(struct vnet_nat_entry *e, void *userdata);
+
+struct vnet_nat_stats {
+	uint32_t entries;     /* live entries */
+	uint32_t tcp, udp;    /* live entries per protocol */
+	uint32_t max_entries; /* the bound given to vnet_nat_new */
+	uint64_t added;	      /* successful vnet_nat_add */
+	uint64_t removed;     /* vnet_nat_remove */
+	uint64_t expired;     /* removed by vnet_nat_expire */
+	uint64_t full;	      /* vnet_nat_add failed: -ENOSPC or -EADDRNOTAVAIL */
+	uint64_t lookups;     /* vnet_nat_lookup and _lookup_port calls */
+	uint64_t misses;      /* of which found nothing */
+};
+
+void vnet_nat_stats(const struct vnet_nat *n, struct vnet_nat_stats *st);
+
+#endif
