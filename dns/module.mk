@@ -1,0 +1,3 @@
+dns_SRCS := dns/message.c
+dns_PKGS :=
+dns_DEPS := common
