@@ -234,8 +234,8 @@ int dns_query_build(uint16_t id, const char *name, uint16_t qtype, bool rd,
  *
  * The builder borrows out (which must outlive it and must not be touched
  * by anyone else until finish) and allocates nothing beyond out's growth;
- * it needs no cleanup. After an error, the message is unusable: the caller
- * drops it (buf_truncate(out, b.start)). */
+ * it needs no cleanup. To drop an unfinished message, the caller
+ * truncates out back to b.start. Call dns_builder_finish once. */
 struct dns_builder {
 	struct buf *out;
 	size_t start; /* offset of the message in out's readable bytes */
@@ -270,9 +270,13 @@ int dns_builder_add_question(struct dns_builder *b, const char *name, uint16_t t
 /* Adds a record to section s from its decoded fields (rr->kind says which:
  * DNS_RDATA_RAW writes rr->rdata/rdlen verbatim). Records go in section
  * order; an OPT record (kind DNS_RDATA_OPT) is not added here but through
- * dns_builder_set_edns. rr is borrowed for the call.
+ * dns_builder_set_edns. A decoded kind must match rr->type and needs
+ * class IN (0 is taken as IN); raw records are written with their class
+ * as it is. rr is borrowed for the call.
  * Returns 0, or -EINVAL (a name that cannot be written, a section out of
- * order, a malformed TXT, an OPT), or -EMSGSIZE (beyond 65535 bytes). */
+ * order, a kind that does not match, a malformed TXT, an OPT), or
+ * -EMSGSIZE (beyond 65535 bytes). A failed add leaves the message as it
+ * was. */
 int dns_builder_add(struct dns_builder *b, enum dns_section s, const struct dns_rr *rr);
 
 /* Gives the message an OPT record (written by finish, after every other

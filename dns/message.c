@@ -743,7 +743,9 @@ int dns_builder_add(struct dns_builder *b, enum dns_section s, const struct dns_
 {
 	size_t mark = buf_len(b->out), rstart;
 	uint16_t ncomp = b->ncomp;
-	uint16_t class = rr->class ? rr->class : DNS_CLASS_IN;
+	/* class 0 (a zeroed struct) means IN for decoded kinds; raw records
+	 * keep theirs, whatever it is */
+	uint16_t class = rr->class || rr->kind == DNS_RDATA_RAW ? rr->class : DNS_CLASS_IN;
 	int r;
 
 	if ((int)s < b->section || s > DNS_SECTION_ADDITIONAL || rr->kind == DNS_RDATA_OPT ||
