@@ -173,8 +173,8 @@ static void add_all(struct dns_builder *b)
 	rr = (struct dns_rr){.name = "example.com", .type = DNS_TYPE_TXT, .ttl = 306,
 			     .kind = DNS_RDATA_TXT, .u.txt = {txt_data, sizeof(txt_data)}};
 	CHECK_OK(dns_builder_add(b, DNS_SECTION_ANSWER, &rr));
-	rr = (struct dns_rr){.name = "example.com", .type = 99, .ttl = 307, .kind = DNS_RDATA_RAW,
-			     .rdata = raw_data, .rdlen = sizeof(raw_data)};
+	rr = (struct dns_rr){.name = "example.com", .type = 99, .class = DNS_CLASS_IN, .ttl = 307,
+			     .kind = DNS_RDATA_RAW, .rdata = raw_data, .rdlen = sizeof(raw_data)};
 	CHECK_OK(dns_builder_add(b, DNS_SECTION_ANSWER, &rr));
 	rr = (struct dns_rr){.name = "example.com", .type = DNS_TYPE_NS, .ttl = 308,
 			     .kind = DNS_RDATA_NAME, .u.name = "ns1.example.com"};
