@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "dns/dns.h"
 #include "launcher/cli.h"
 #include "launcher/link.h"
 
@@ -820,8 +821,8 @@ static int tp_start(struct dbg *d)
 }
 
 /* --- resolve, dnsquery: DNS in the pod ------------------------------------------------
- * The query is built and its answer parsed by hand (RFC 1035 §4): the
- * launcher leaves c-ares to the dns module. */
+ * DNS_QUERY carries DNS messages both ways: the dns module builds the query
+ * and parses the answer (dns/dns.h). */
 
 static void on_resolve(void *userdata, const struct proto_msg *m)
 {
@@ -858,183 +859,72 @@ static int resolve_start(struct dbg *d)
 	return send_req(d, &m, on_resolve);
 }
 
-static const struct {
-	const char *name;
-	uint16_t type;
-} dns_types[] = {
-	{"A", 1},   {"NS", 2},	 {"CNAME", 5}, {"SOA", 6},  {"PTR", 12},
-	{"MX", 15}, {"TXT", 16}, {"AAAA", 28}, {"SRV", 33}, {"ANY", 255},
-};
-
-static const char *dns_type_name(uint16_t type)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(dns_types); i++)
-		if (dns_types[i].type == type)
-			return dns_types[i].name;
-	return NULL;
-}
-
-static uint16_t dns_get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-/* Reads the name at *off (following compression pointers, at most 64
- * jumps, which bounds any pointer loop) into out; *off moves past the
- * name as written at that place. 0, or -1 when malformed. */
-static int dns_name_read(const uint8_t *p, size_t n, size_t *off, char *out, size_t outsz)
-{
-	size_t pos = *off, len = 0, end = 0;
-	int jumps = 0;
-
-	out[0] = '\0';
-	for (;;) {
-		if (pos >= n)
-			return -1;
-		uint8_t l = p[pos];
-		if ((l & 0xc0) == 0xc0) {
-			if (pos + 1 >= n || ++jumps > 64)
-				return -1;
-			if (!end)
-				end = pos + 2;
-			pos = (size_t)(l & 0x3f) << 8 | p[pos + 1];
-			continue;
-		}
-		if (l & 0xc0)
-			return -1;
-		pos++;
-		if (l == 0)
-			break;
-		if (pos + l > n || len + l + 2 > outsz)
-			return -1;
-		memcpy(out + len, p + pos, l);
-		len += l;
-		out[len++] = '.';
-		out[len] = '\0';
-		pos += l;
-	}
-	if (len == 0)
-		snprintf(out, outsz, ".");
-	*off = end ? end : pos;
-	return 0;
-}
-
-static void print_rdata(const uint8_t *p, size_t n, size_t off, uint16_t type, uint16_t rdlen)
-{
-	char text[INET6_ADDRSTRLEN], name[1024];
-	size_t o = off;
-
-	if (type == 1 && rdlen == 4) {
-		printf("%s", inet_ntop(AF_INET, p + off, text, sizeof(text)));
-	} else if (type == 28 && rdlen == 16) {
-		printf("%s", inet_ntop(AF_INET6, p + off, text, sizeof(text)));
-	} else if (type == 33 && rdlen > 6) {
-		o += 6;
-		if (dns_name_read(p, n, &o, name, sizeof(name)) < 0)
-			snprintf(name, sizeof(name), "?");
-		printf("%u %u %u %s", dns_get16(p + off), dns_get16(p + off + 2),
-		       dns_get16(p + off + 4), name);
-	} else if ((type == 5 || type == 2 || type == 12) &&
-		   dns_name_read(p, n, &o, name, sizeof(name)) == 0) {
-		printf("%s", name);
-	} else {
-		printf("(%u bytes)", rdlen);
-	}
-}
-
 static void on_dnsquery(void *userdata, const struct proto_msg *m)
 {
-	static const char *const rcodes[] = {"NOERROR",	 "FORMERR", "SERVFAIL",
-					     "NXDOMAIN", "NOTIMP",  "REFUSED"};
 	struct dbg *d = userdata;
-	const uint8_t *p = m->rep.data.data;
-	size_t n = m->rep.data.len, off = 12;
-	char name[1024];
+	struct dns_msg ans;
+	struct buf text = { 0 };
 
 	if (m->status) {
 		fail(d, m->status, d->w[1]);
 		op_done(d);
 		return;
 	}
-	if (n < 12 || dns_get16(p) != d->fh || !(p[2] & 0x80)) {
-		fail(d, EBADMSG, "not the answer to our query");
+	if (dns_msg_parse(m->rep.data.data, m->rep.data.len, &ans) < 0) {
+		fail(d, EBADMSG, "malformed DNS answer");
 		op_done(d);
 		return;
 	}
-	unsigned rcode = p[3] & 0xf, qd = dns_get16(p + 4), an = dns_get16(p + 6);
-	for (unsigned i = 0; i < qd; i++)
-		if (dns_name_read(p, n, &off, name, sizeof(name)) < 0 || (off += 4) > n)
-			goto bad;
-	printf("ok rcode=%s tc=%d answers=%u\n", rcode < ARRAY_SIZE(rcodes) ? rcodes[rcode] : "?",
-	       !!(p[2] & 0x02), an);
-	for (unsigned i = 0; i < an; i++) {
-		if (dns_name_read(p, n, &off, name, sizeof(name)) < 0 || off + 10 > n)
-			goto bad;
-		uint16_t type = dns_get16(p + off), rdlen = dns_get16(p + off + 8);
-		uint32_t ttl = (uint32_t)dns_get16(p + off + 4) << 16 | dns_get16(p + off + 6);
-		off += 10;
-		if (off + rdlen > n)
-			goto bad;
-		const char *tn = dns_type_name(type);
-		if (tn)
-			printf("  %s %s ", name, tn);
-		else
-			printf("  %s TYPE%u ", name, type);
-		print_rdata(p, n, off, type, rdlen);
-		printf(" ttl=%u\n", ttl);
-		off += rdlen;
+	if (ans.hdr.id != d->fh || !ans.hdr.qr) {
+		fail(d, EBADMSG, "not the answer to our query");
+		dns_msg_done(&ans);
+		op_done(d);
+		return;
 	}
-	op_done(d);
-	return;
-bad:
-	fail(d, EBADMSG, "malformed DNS answer");
+	const char *rcode = dns_rcode_name(ans.hdr.rcode);
+	printf("ok rcode=%s tc=%d answers=%u\n", rcode ? rcode : "?", ans.hdr.tc, ans.ancount);
+	for (unsigned i = 0; i < ans.ancount; i++) {
+		const struct dns_rr *rr = &ans.an[i];
+		const char *type = dns_type_name(rr->type);
+
+		buf_reset(&text);
+		dns_rdata_format(rr, &text);
+		/* parsed names carry no trailing dot; the root is "." */
+		printf("  %s%s ", rr->name, strcmp(rr->name, ".") ? "." : "");
+		if (type)
+			printf("%s ", type);
+		else
+			printf("TYPE%u ", rr->type);
+		printf("%.*s ttl=%u\n", (int)buf_len(&text), (const char *)buf_data(&text), rr->ttl);
+	}
+	buf_done(&text);
+	dns_msg_done(&ans);
 	op_done(d);
 }
 
 static int dnsquery_start(struct dbg *d)
 {
-	struct proto_msg m = {.type = PROTO_DNS_QUERY};
-	uint8_t q[12 + 256 + 4] = {0};
-	const char *name = d->w[1];
-	size_t off = 12;
+	struct proto_msg m = { .type = PROTO_DNS_QUERY };
+	struct buf q = { 0 };
 	char *end;
 	unsigned long type = strtoul(d->w[2], &end, 10);
+	int r;
 
 	if (*end || !*d->w[2] || type > 65535) {
-		type = 0;
-		for (size_t i = 0; i < ARRAY_SIZE(dns_types); i++)
-			if (!strcasecmp(dns_types[i].name, d->w[2]))
-				type = dns_types[i].type;
+		r = dns_type_parse(d->w[2]);
+		type = r > 0 ? (unsigned long)r : 0;
 	}
 	d->fh = (uint16_t)(now_usec() ^ (uint64_t)getpid() << 8);
-	q[0] = (uint8_t)(d->fh >> 8);
-	q[1] = (uint8_t)d->fh;
-	q[2] = 0x01; /* RD */
-	q[5] = 1;    /* QDCOUNT */
-	for (const char *l = name; *l;) {
-		size_t len = strcspn(l, ".");
-		if (len == 0 || len > 63 || off + 1 + len + 5 > sizeof(q) - 4)
-			goto bad;
-		q[off++] = (uint8_t)len;
-		memcpy(q + off, l, len);
-		off += len;
-		l += len;
-		if (*l == '.')
-			l++;
+	if (type == 0 || dns_query_build(d->fh, d->w[1], (uint16_t)type, true, 0, &q) < 0) {
+		buf_done(&q);
+		fail(d, EINVAL, "dnsquery NAME TYPE: a DNS name and A, AAAA, SRV... or a number");
+		return -EINVAL;
 	}
-	q[off++] = 0;
-	if (type == 0 || off == 13)
-		goto bad;
-	q[off++] = (uint8_t)(type >> 8);
-	q[off++] = (uint8_t)type;
-	q[off++] = 0;
-	q[off++] = 1; /* class IN */
-	m.req.data.data = q;
-	m.req.data.len = (uint32_t)off;
-	return send_req(d, &m, on_dnsquery);
-bad:
-	fail(d, EINVAL, "dnsquery NAME TYPE: a DNS name and A, AAAA, SRV... or a number");
-	return -EINVAL;
+	m.req.data.data = buf_data(&q);
+	m.req.data.len = (uint32_t)buf_len(&q);
+	r = send_req(d, &m, on_dnsquery);
+	buf_done(&q);
+	return r;
 }
 
 /* --- the operation table -------------------------------------------------------- */
