@@ -28,10 +28,10 @@
 
 /* Limits (RFC 1035 §2.3.4, §4.2.1). */
 #define DNS_LABEL_MAX 63
-#define DNS_NAME_MAX 255      /* wire bytes, length octets and the root included */
-#define DNS_NAME_STRLEN 1024  /* text form of any valid name, NUL included */
-#define DNS_UDP_MIN 512       /* what every client accepts over UDP */
-#define DNS_MSG_MAX 65535     /* a TCP message's 16-bit length */
+#define DNS_NAME_MAX 255     /* wire bytes, length octets and the root included */
+#define DNS_NAME_STRLEN 1024 /* text form of any valid name, NUL included */
+#define DNS_UDP_MIN 512	     /* what every client accepts over UDP */
+#define DNS_MSG_MAX 65535    /* a TCP message's 16-bit length */
 #define DNS_HEADER_SIZE 12
 
 enum dns_type {
@@ -222,8 +222,8 @@ static inline uint32_t dns_ttl(uint32_t ttl)
  * QUERY, RD as given, one question; with edns_udp_size > 0 an OPT record
  * advertising that size (DO clear). Returns the message's length, or
  * -EINVAL for an invalid name (out is then unchanged). */
-int dns_query_build(uint16_t id, const char *name, uint16_t qtype, bool rd,
-		    uint16_t edns_udp_size, struct buf *out);
+int dns_query_build(uint16_t id, const char *name, uint16_t qtype, bool rd, uint16_t edns_udp_size,
+		    struct buf *out);
 
 /* Builds one message at the end of a struct buf: the header and questions
  * first, then records in section order (answer, authority, additional),
@@ -241,7 +241,7 @@ struct dns_builder {
 	size_t start; /* offset of the message in out's readable bytes */
 	struct dns_header hdr;
 	uint16_t count[4]; /* questions, answer, authority, additional */
-	int section;       /* the last section written to (-1: questions) */
+	int section;	   /* the last section written to (-1: questions) */
 	bool edns, edns_do;
 	uint16_t edns_udp_size;
 	const uint8_t *edns_options; /* borrowed until finish */

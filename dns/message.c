@@ -37,7 +37,8 @@ int dns_wire_name_read(const uint8_t *p, size_t n, size_t *off, size_t end,
 			size_t target = (size_t)(l & 0x3f) << 8 | p[pos + 1];
 			/* RFC 1035 §4.1.4 allows "a prior occurrence"; requiring
 			 * strictly decreasing targets also rules out every loop. */
-			if (target < DNS_HEADER_SIZE || target >= limit || ++jumps > DNS_NAME_MAX / 2)
+			if (target < DNS_HEADER_SIZE || target >= limit ||
+			    ++jumps > DNS_NAME_MAX / 2)
 				return -EBADMSG;
 			if (!next)
 				next = pos + 2;
@@ -110,10 +111,11 @@ int dns_name_to_wire(const char *name, uint8_t out[DNS_NAME_MAX])
 			unsigned c = (unsigned char)*s++;
 			if (c == '\\') {
 				if (isdigit((unsigned char)s[0])) {
-					if (!isdigit((unsigned char)s[1]) || !isdigit((unsigned char)s[2]))
+					if (!isdigit((unsigned char)s[1]) ||
+					    !isdigit((unsigned char)s[2]))
 						return -EINVAL;
-					c = (unsigned)(s[0] - '0') * 100 + (unsigned)(s[1] - '0') * 10 +
-					    (unsigned)(s[2] - '0');
+					c = (unsigned)(s[0] - '0') * 100 +
+					    (unsigned)(s[1] - '0') * 10 + (unsigned)(s[2] - '0');
 					if (c > 255)
 						return -EINVAL;
 					s += 3;
@@ -596,7 +598,8 @@ static void write_header(struct dns_builder *b)
 	const struct dns_header *hd = &b->hdr;
 
 	dns_be16_store(h, hd->id);
-	h[2] = (uint8_t)(hd->qr << 7 | (hd->opcode & 0xf) << 3 | hd->aa << 2 | hd->tc << 1 | hd->rd);
+	h[2] = (uint8_t)(hd->qr << 7 | (hd->opcode & 0xf) << 3 | hd->aa << 2 | hd->tc << 1 |
+			 hd->rd);
 	h[3] = (uint8_t)(hd->ra << 7 | hd->ad << 5 | hd->cd << 4 | (hd->rcode & 0xf));
 	for (int i = 0; i < 4; i++)
 		dns_be16_store(h + 4 + 2 * i, b->count[i]);
@@ -657,8 +660,7 @@ static int put_name(struct dns_builder *b, const char *name, bool compress)
 	return 0;
 }
 
-int dns_builder_add_question(struct dns_builder *b, const char *name, uint16_t type,
-			     uint16_t class)
+int dns_builder_add_question(struct dns_builder *b, const char *name, uint16_t type, uint16_t class)
 {
 	size_t mark = buf_len(b->out);
 	uint16_t ncomp = b->ncomp;
@@ -851,8 +853,8 @@ int dns_builder_finish(struct dns_builder *b, size_t limit)
 	return (int)msg_len(b);
 }
 
-int dns_query_build(uint16_t id, const char *name, uint16_t qtype, bool rd,
-		    uint16_t edns_udp_size, struct buf *out)
+int dns_query_build(uint16_t id, const char *name, uint16_t qtype, bool rd, uint16_t edns_udp_size,
+		    struct buf *out)
 {
 	struct dns_header hdr = {.id = id, .rd = rd, .opcode = DNS_OPCODE_QUERY};
 	struct dns_builder b;
@@ -918,11 +920,10 @@ static const struct {
 	const char *name;
 	uint16_t type;
 } types[] = {
-	{"A", 1},	  {"NS", 2},	    {"CNAME", 5},   {"SOA", 6},	    {"PTR", 12},
-	{"HINFO", 13},	  {"MX", 15},	    {"TXT", 16},    {"AAAA", 28},   {"SRV", 33},
-	{"NAPTR", 35},	  {"OPT", 41},	    {"DS", 43},	    {"RRSIG", 46},  {"NSEC", 47},
-	{"DNSKEY", 48},	  {"SVCB", 64},	    {"HTTPS", 65},  {"IXFR", 251},  {"AXFR", 252},
-	{"ANY", 255},	  {"CAA", 257},
+	{"A", 1},      {"NS", 2},     {"CNAME", 5}, {"SOA", 6},	    {"PTR", 12},   {"HINFO", 13},
+	{"MX", 15},    {"TXT", 16},   {"AAAA", 28}, {"SRV", 33},    {"NAPTR", 35}, {"OPT", 41},
+	{"DS", 43},    {"RRSIG", 46}, {"NSEC", 47}, {"DNSKEY", 48}, {"SVCB", 64},  {"HTTPS", 65},
+	{"IXFR", 251}, {"AXFR", 252}, {"ANY", 255}, {"CAA", 257},
 };
 
 const char *dns_type_name(uint16_t type)
@@ -950,7 +951,7 @@ int dns_type_parse(const char *s)
 const char *dns_rcode_name(uint16_t rcode)
 {
 	static const char *const names[] = {
-		"NOERROR", "FORMERR",  "SERVFAIL", "NXDOMAIN", "NOTIMP",  "REFUSED",
+		"NOERROR",  "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",  "REFUSED",
 		"YXDOMAIN", "YXRRSET", "NXRRSET",  "NOTAUTH",  "NOTZONE",
 	};
 
@@ -1025,9 +1026,9 @@ void dns_rdata_format(const struct dns_rr *rr, struct buf *out)
 		}
 		return;
 	case DNS_RDATA_OPT:
-		buf_printf(out, "udp=%u version=%u do=%d ext_rcode=%u options=%u", rr->u.opt.udp_size,
-			   rr->u.opt.version, rr->u.opt.do_bit, rr->u.opt.ext_rcode,
-			   rr->u.opt.options_len);
+		buf_printf(out, "udp=%u version=%u do=%d ext_rcode=%u options=%u",
+			   rr->u.opt.udp_size, rr->u.opt.version, rr->u.opt.do_bit,
+			   rr->u.opt.ext_rcode, rr->u.opt.options_len);
 		return;
 	case DNS_RDATA_RAW:
 		break;

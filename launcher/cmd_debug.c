@@ -863,7 +863,7 @@ static void on_dnsquery(void *userdata, const struct proto_msg *m)
 {
 	struct dbg *d = userdata;
 	struct dns_msg ans;
-	struct buf text = { 0 };
+	struct buf text = {0};
 
 	if (m->status) {
 		fail(d, m->status, d->w[1]);
@@ -895,7 +895,8 @@ static void on_dnsquery(void *userdata, const struct proto_msg *m)
 			printf("%s ", type);
 		else
 			printf("TYPE%u ", rr->type);
-		printf("%.*s ttl=%u\n", (int)buf_len(&text), (const char *)buf_data(&text), rr->ttl);
+		printf("%.*s ttl=%u\n", (int)buf_len(&text), (const char *)buf_data(&text),
+		       rr->ttl);
 	}
 	buf_done(&text);
 	dns_msg_done(&ans);
@@ -904,8 +905,8 @@ static void on_dnsquery(void *userdata, const struct proto_msg *m)
 
 static int dnsquery_start(struct dbg *d)
 {
-	struct proto_msg m = { .type = PROTO_DNS_QUERY };
-	struct buf q = { 0 };
+	struct proto_msg m = {.type = PROTO_DNS_QUERY};
+	struct buf q = {0};
 	char *end;
 	unsigned long type = strtoul(d->w[2], &end, 10);
 	int r;

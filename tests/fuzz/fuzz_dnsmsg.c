@@ -52,8 +52,8 @@ static bool same_rr(const struct dns_rr *a, const struct dns_rr *b)
 		return a->u.mx.preference == b->u.mx.preference &&
 		       dns_name_equal(a->u.mx.exchange, b->u.mx.exchange);
 	case DNS_RDATA_SRV:
-		return a->u.srv.priority == b->u.srv.priority && a->u.srv.weight == b->u.srv.weight &&
-		       a->u.srv.port == b->u.srv.port &&
+		return a->u.srv.priority == b->u.srv.priority &&
+		       a->u.srv.weight == b->u.srv.weight && a->u.srv.port == b->u.srv.port &&
 		       dns_name_equal(a->u.srv.target, b->u.srv.target);
 	case DNS_RDATA_SOA:
 		return dns_name_equal(a->u.soa.mname, b->u.soa.mname) &&
@@ -62,9 +62,11 @@ static bool same_rr(const struct dns_rr *a, const struct dns_rr *b)
 		       a->u.soa.retry == b->u.soa.retry && a->u.soa.expire == b->u.soa.expire &&
 		       a->u.soa.minimum == b->u.soa.minimum;
 	case DNS_RDATA_TXT:
-		return a->u.txt.len == b->u.txt.len && !memcmp(a->u.txt.data, b->u.txt.data, a->u.txt.len);
+		return a->u.txt.len == b->u.txt.len &&
+		       !memcmp(a->u.txt.data, b->u.txt.data, a->u.txt.len);
 	case DNS_RDATA_OPT:
-		return a->u.opt.udp_size == b->u.opt.udp_size && a->u.opt.do_bit == b->u.opt.do_bit &&
+		return a->u.opt.udp_size == b->u.opt.udp_size &&
+		       a->u.opt.do_bit == b->u.opt.do_bit &&
 		       a->u.opt.options_len == b->u.opt.options_len &&
 		       !memcmp(a->u.opt.options, b->u.opt.options, a->u.opt.options_len);
 	}
@@ -86,9 +88,9 @@ static int rebuild(const struct dns_msg *m, struct buf *out, size_t limit, bool 
 			abort(); /* parsed names always write back */
 	for (size_t i = 0; i < m->rrcount; i++) {
 		const struct dns_rr *rr = &m->rr[i];
-		enum dns_section s = i < m->ancount ? DNS_SECTION_ANSWER
+		enum dns_section s = i < m->ancount			   ? DNS_SECTION_ANSWER
 				     : i < (size_t)m->ancount + m->nscount ? DNS_SECTION_AUTHORITY
-									    : DNS_SECTION_ADDITIONAL;
+									   : DNS_SECTION_ADDITIONAL;
 		kept[i] = false;
 		if (rr->kind == DNS_RDATA_OPT) {
 			dns_builder_set_edns(&b, rr->u.opt.udp_size ? rr->u.opt.udp_size : 512,
