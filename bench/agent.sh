@@ -17,6 +17,7 @@ PINGS=${PINGS:-20000}
 STATS=${STATS:-100000}
 export PODENV_CLUSTER_ID=${PODENV_CLUSTER_ID:-bench}
 export PODENV_BUILD=$B
+export PODENV_CLUSTER_OWNER=$$ # `cluster reap` takes it down if we die hard
 PORT=9000 # sink; echo on PORT+1
 
 T=$(mktemp -d /tmp/podenv-bench-agent.XXXXXX)
@@ -28,7 +29,7 @@ cleanup() {
 	if [ "${KEEP:-0}" = 1 ]; then echo "raw data: $T"; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap "exit 130" INT TERM HUP PIPE
 
 make --no-print-directory O="$B" all >/dev/null
 command -v hyperfine >/dev/null || { echo "bench/agent.sh: hyperfine missing (make deps)" >&2; exit 1; }
@@ -52,6 +53,8 @@ SERVE_PID=$!
 for _ in $(seq 50); do grep -q ready "$T/serve.out" 2>/dev/null && break; sleep 0.1; done
 
 echo "# bench/agent.sh $(date -u +%FT%TZ): $(nproc) vCPU, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)"
+echo "# load average before: $(cut -d" " -f1-3 /proc/loadavg)"
+echo "# tree $(git describe --always --dirty) ($(git status --short --untracked-files=no | wc -l) files modified)"
 echo "# build $B, pod pid $P, sink/echo $SVC:$PORT/$((PORT + 1)), $ROUNDS rounds"
 
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
