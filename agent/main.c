@@ -21,6 +21,7 @@
 #include "agent/agent.h"
 #include "agent/dns.h"
 #include "agent/session.h"
+#include "agent/tls.h"
 #include "common/log.h"
 
 struct agent_opts {
@@ -32,6 +33,8 @@ struct agent_opts {
 	bool stdio;
 	const char *listen;
 	const char *token_file;
+	const char *tls_cert;
+	const char *tls_key;
 	unsigned timeout_s; /* communication timeout */
 	unsigned workers;
 };
@@ -52,6 +55,9 @@ static void usage(FILE *f)
 	      "      --inspect              print what the agent sees of the target and exit\n"
 	      "Options:\n"
 	      "      --token-file FILE      64 hex digits clients must present\n"
+	      "      --tls-cert FILE        serve --listen over TLS with this PEM certificate\n"
+	      "      --tls-key FILE         and this PEM private key (the token is still\n"
+	      "                             required)\n"
 	      "  -t, --communication-timeout SECS\n"
 	      "                             exit when no launcher is connected for SECS\n"
 	      "                             (default 30; 0 = never)\n"
@@ -81,7 +87,16 @@ static int parse_uint(const char *opt, const char *s, unsigned max, unsigned *re
 
 static int parse_args(int argc, char **argv, struct agent_opts *o, struct err *reterr)
 {
-	enum { OPT_INSPECT = 256, OPT_JSON_LOG, OPT_STDIO, OPT_LISTEN, OPT_TOKEN, OPT_WORKERS };
+	enum {
+		OPT_INSPECT = 256,
+		OPT_JSON_LOG,
+		OPT_STDIO,
+		OPT_LISTEN,
+		OPT_TOKEN,
+		OPT_WORKERS,
+		OPT_TLS_CERT,
+		OPT_TLS_KEY,
+	};
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "container-id", required_argument, NULL, 'c' },
@@ -89,6 +104,8 @@ static int parse_args(int argc, char **argv, struct agent_opts *o, struct err *r
 		{ "stdio", no_argument, NULL, OPT_STDIO },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "token-file", required_argument, NULL, OPT_TOKEN },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "communication-timeout", required_argument, NULL, 't' },
 		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "log-level", required_argument, NULL, 'l' },
@@ -147,6 +164,12 @@ static int parse_args(int argc, char **argv, struct agent_opts *o, struct err *r
 		case OPT_TOKEN:
 			o->token_file = optarg;
 			break;
+		case OPT_TLS_CERT:
+			o->tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			o->tls_key = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -169,6 +192,10 @@ static int parse_args(int argc, char **argv, struct agent_opts *o, struct err *r
 		return err_set(reterr, -EINVAL,
 			       "--listen needs --token-file: the agent never serves unauthenticated "
 			       "network clients");
+	if (!o->tls_cert != !o->tls_key)
+		return err_set(reterr, -EINVAL, "TLS needs both --tls-cert and --tls-key");
+	if (o->tls_cert && !o->listen)
+		return err_set(reterr, -EINVAL, "--tls-cert and --tls-key go with --listen");
 	return 0;
 }
 
@@ -274,6 +301,7 @@ static int serve(const struct agent_opts *o, struct agent_target *t, struct err 
 	uint8_t token[PROTO_TOKEN_SIZE];
 	char hostname[256];
 	struct agent_server *srv = NULL;
+	struct agent_tls_ctx *tls = NULL;
 	struct loop *l = NULL;
 	_cleanup_close_ int listen_fd = -1;
 	int r;
@@ -304,12 +332,18 @@ static int serve(const struct agent_opts *o, struct agent_target *t, struct err 
 		log_warn("DNS requests will fail: %s", e->msg);
 		err_clear(e);
 	}
+	if (o->tls_cert) {
+		r = agent_tls_ctx_new(o->tls_cert, o->tls_key, &tls, e);
+		if (r < 0)
+			goto out;
+	}
 	struct agent_server_opts so = {
 		.target = t,
 		.hostname = hostname,
 		.token = o->token_file ? token : NULL,
 		.communication_timeout = (usec_t)o->timeout_s * USEC_PER_SEC,
 		.workers = o->workers,
+		.tls = tls,
 	};
 	/* Signals are blocked (signalfd) before the workers start, so none
 	 * lands on a worker thread with its default action. */
@@ -331,7 +365,8 @@ static int serve(const struct agent_opts *o, struct agent_target *t, struct err 
 	} else {
 		r = agent_server_listen(srv, listen_fd);
 		/* Launchers and tests wait for this line before connecting. */
-		fprintf(stderr, "podenv-agent: ready, listening on %s\n", o->listen);
+		fprintf(stderr, "podenv-agent: ready, listening on %s%s\n", o->listen,
+			tls ? " (TLS)" : "");
 	}
 	if (r < 0) {
 		err_set_errno(e, r, "starting the session");
@@ -345,6 +380,7 @@ out:
 	agent_server_free(srv);
 	agent_dns_done();
 	loop_free(l);
+	agent_tls_ctx_free(tls);
 	return r;
 }
 

@@ -1,5 +1,5 @@
 agent_SRCS := agent/target.c agent/fs.c agent/pool.c agent/files.c agent/session.c agent/stream.c \
-	agent/dns.c
-agent_PKGS := libcares
+	agent/dns.c agent/tls.c
+agent_PKGS := libcares libssl libcrypto
 agent_DEPS := proto common
 agent_LIBS := -pthread

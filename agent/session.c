@@ -10,6 +10,9 @@
  * responses are never queued behind more than that much bulk data. Above
  * OUT_HIGH the session stops reading requests: a launcher that does not
  * read its answers cannot make the agent buffer without bound.
+ *
+ * With TLS (--tls-cert), the two I/O points go through agent/tls.c instead
+ * of recv/send; the rest of the session does not know the difference.
  */
 #define LOG_TARGET "podenv::agent::session"
 #include <fcntl.h>
@@ -22,6 +25,7 @@
 #include "agent/dns.h"
 #include "agent/session.h"
 #include "agent/stream.h"
+#include "agent/tls.h"
 #include "common/log.h"
 
 #define OUT_HIGH (8u << 20)
@@ -72,13 +76,17 @@ static void handle_unref(struct agent_handle *h)
 static int session_flush(struct agent_session *s)
 {
 	while (buf_len(&s->out) > 0) {
-		ssize_t n = send(s->fd, buf_data(&s->out), buf_len(&s->out), MSG_NOSIGNAL);
+		ssize_t n;
+		if (s->tls)
+			n = agent_tls_write(s->tls, buf_data(&s->out), buf_len(&s->out));
+		else if ((n = send(s->fd, buf_data(&s->out), buf_len(&s->out), MSG_NOSIGNAL)) < 0)
+			n = -errno;
 		if (n < 0) {
-			if (errno == EINTR)
+			if (n == -EINTR)
 				continue;
-			if (errno == EAGAIN)
+			if (n == -EAGAIN)
 				break;
-			return -errno;
+			return n;
 		}
 		buf_consume(&s->out, (size_t)n);
 	}
@@ -115,11 +123,17 @@ void agent_session_kick(struct agent_session *s)
 		return;
 	r = session_flush(s);
 	if (r < 0) {
-		log_info("session %" PRIu64 ": connection lost: %s", s->id, strerror(-r));
+		log_info("session %" PRIu64 ": connection lost: %s", s->id,
+			 r == -EPROTO && s->tls ? agent_tls_reason(s->tls) : strerror(-r));
 		agent_session_close(s, 0, NULL);
 		return;
 	}
 	session_update_events(s);
+}
+
+static bool session_reading(const struct agent_session *s)
+{
+	return !s->closing && buf_len(&s->out) < OUT_HIGH;
 }
 
 static void session_update_events(struct agent_session *s)
@@ -128,10 +142,23 @@ static void session_update_events(struct agent_session *s)
 
 	if (s->dead)
 		return;
-	if (!s->closing && buf_len(&s->out) < OUT_HIGH)
+	if (session_reading(s))
 		ev |= EPOLLIN;
 	if (buf_len(&s->out) > 0)
 		ev |= EPOLLOUT;
+	if (s->tls) {
+		uint32_t want = agent_tls_events(s->tls);
+		/* A write that waits for the peer's handshake data must not
+		 * poll for a writable socket (it always is: a busy loop). */
+		if (want & EPOLLIN)
+			ev = (ev & ~EPOLLOUT) | EPOLLIN;
+		ev |= want & EPOLLOUT;
+		/* Input left inside OpenSSL (reading paused while `out` was
+		 * full) will not make the fd readable: a writable socket
+		 * brings us back to on_session_io to drain it. */
+		if ((ev & EPOLLIN) && agent_tls_pending(s->tls))
+			ev |= EPOLLOUT;
+	}
 	loop_io_events_set(s->io, ev);
 }
 
@@ -158,6 +185,8 @@ void agent_session_close(struct agent_session *s, uint32_t code, const char *rea
 	agent_dns_session_closed(s);
 	loop_source_free(s->io);
 	s->io = NULL;
+	agent_tls_free(s->tls);
+	s->tls = NULL;
 	close(s->fd);
 	s->fd = -1;
 	/* Handles: drop the table's references; workers hold their own. */
@@ -420,13 +449,59 @@ static void process_frames(struct agent_session *s)
 	}
 }
 
+/* Reads what TLS has: chunks of up to READ_CHUNK plaintext, processed as
+ * they fill, until OpenSSL needs the socket again, holds nothing more, or
+ * the session stops reading. */
+static void session_read_tls(struct agent_session *s)
+{
+	ssize_t n = 0;
+	size_t got;
+
+	do {
+		uint8_t *p = proto_decoder_reserve(s->dec, READ_CHUNK);
+		got = 0;
+		while (got < READ_CHUNK &&
+		       (n = agent_tls_read(s->tls, p + got, READ_CHUNK - got)) > 0)
+			got += (size_t)n;
+		if (got > 0) {
+			proto_decoder_commit(s->dec, got);
+			process_frames(s);
+			if (s->dead)
+				return;
+		}
+		if (got == READ_CHUNK)
+			continue;
+		if (n == -EAGAIN || n == -EINTR)
+			return;
+		if (n == 0)
+			log_info("session %" PRIu64 ": launcher disconnected", s->id);
+		else if (n == -EPROTO && !agent_tls_established(s->tls))
+			log_warn("session %" PRIu64 " from %s: TLS handshake failed: %s", s->id,
+				 s->peer, agent_tls_reason(s->tls));
+		else
+			log_info("session %" PRIu64 ": read failed: %s", s->id,
+				 n == -EPROTO ? agent_tls_reason(s->tls) : strerror((int)-n));
+		agent_session_close(s, PROTO_BYE_NORMAL, NULL);
+		return;
+	} while (session_reading(s) && agent_tls_pending(s->tls));
+}
+
 static int on_session_io(struct loop_source *src, int fd, uint32_t events, void *userdata)
 {
 	struct agent_session *s = userdata;
 	(void)src;
 
 	s->refs++; /* the session may close while we dispatch */
-	if (events & EPOLLIN) {
+	if (s->tls) {
+		/* A read also runs on EPOLLOUT when it waits for the socket to
+		 * take handshake data, or to drain input buffered in OpenSSL. */
+		if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ||
+		    ((events & EPOLLOUT) && ((agent_tls_events(s->tls) & EPOLLOUT) ||
+					     (session_reading(s) && agent_tls_pending(s->tls)))))
+			session_read_tls(s);
+		if (!s->dead && (events & EPOLLIN) && (agent_tls_events(s->tls) & EPOLLIN))
+			events |= EPOLLOUT; /* a write waited for input */
+	} else if (events & EPOLLIN) {
 		void *p = proto_decoder_reserve(s->dec, READ_CHUNK);
 		ssize_t n = recv(fd, p, READ_CHUNK, 0);
 		if (n > 0) {
@@ -493,6 +568,11 @@ int agent_server_add_fd(struct agent_server *srv, int fd, bool exit_when_done)
 	r = proto_decoder_new(PROTO_HELLO_MAX, &s->dec);
 	if (r < 0)
 		goto fail;
+	if (srv->o.tls && !exit_when_done) {
+		r = agent_tls_new(srv->o.tls, fd, &s->tls);
+		if (r < 0)
+			goto fail;
+	}
 	r = loop_add_io(srv->loop, fd, EPOLLIN, on_session_io, s, &s->io);
 	if (r < 0)
 		goto fail;
@@ -504,6 +584,7 @@ int agent_server_add_fd(struct agent_server *srv, int fd, bool exit_when_done)
 	loop_timer_set(srv->idle_timer, USEC_INFINITY);
 	return 0;
 fail:
+	agent_tls_free(s->tls);
 	close(fd);
 	proto_decoder_free(s->dec);
 	map_done(&s->handles);

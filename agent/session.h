@@ -21,6 +21,7 @@
 
 struct agent_server;
 struct agent_session;
+struct agent_tls_ctx;
 
 /* An open file or directory of one session. Reference-counted: requests
  * in flight hold a reference, so RELEASE never closes an fd a worker is
@@ -56,6 +57,7 @@ struct agent_server_opts {
 	const uint8_t *token;	     /* PROTO_TOKEN_SIZE bytes, or NULL (stdio: trusted) */
 	usec_t communication_timeout; /* exit when no client for this long; 0 = never */
 	unsigned workers;
+	struct agent_tls_ctx *tls;	/* borrowed; NULL: plain. Accepted sessions only */
 };
 
 /* Creates the server on loop l. Sessions come from agent_server_add_fd()

@@ -1103,7 +1103,9 @@ static void on_lost(void *userdata, const char *reason)
 	struct dbg *d = userdata;
 
 	d->lost = true;
-	fprintf(stderr, "podenv: lost the agent: %s\n", reason);
+	/* Before the link is up, link_wait_ready() reports the reason. */
+	if (d->client)
+		fprintf(stderr, "podenv: lost the agent: %s\n", reason);
 	d->failed = true;
 	loop_exit(d->loop, 1);
 }
@@ -1115,6 +1117,9 @@ static void usage(FILE *f)
 	fputs("Usage: podenv debug agent (-t pid/PID | --connect IP:PORT --token-file F) OP...\n"
 	      "\n"
 	      "Runs protocol operations against an agent and prints each result.\n"
+	      "With --connect, TLS (an agent started with --tls-cert) is verified by\n"
+	      "  --tls-ca FILE          a CA that issued the agent's certificate for its IP\n"
+	      "  --tls-fingerprint HEX  the SHA-256 of the agent's certificate\n"
 	      "Operations (one argument each, words separated by spaces):\n",
 	      f);
 	for (size_t i = 0; i < ARRAY_SIZE(op_table); i++)
@@ -1149,10 +1154,13 @@ int cli_debug_main(int argc, char **argv)
 		{ "target", required_argument, NULL, 't' },
 		{ "connect", required_argument, NULL, 'c' },
 		{ "token-file", required_argument, NULL, 'k' },
+		{ "tls-ca", required_argument, NULL, 'A' },
+		{ "tls-fingerprint", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *target = NULL, *connect_to = NULL, *token_file = NULL;
+	struct link_tls_opts tls = { 0 };
 	struct dbg d = { 0 };
 	struct err e;
 	int c, r;
@@ -1176,6 +1184,12 @@ int cli_debug_main(int argc, char **argv)
 		case 'k':
 			token_file = optarg;
 			break;
+		case 'A':
+			tls.ca_file = optarg;
+			break;
+		case 'F':
+			tls.fingerprint = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1186,6 +1200,11 @@ int cli_debug_main(int argc, char **argv)
 	}
 	if (!target == !connect_to) {
 		fputs("podenv: debug agent: give -t pid/PID or --connect IP:PORT\n", stderr);
+		return 2;
+	}
+	if (target && (tls.ca_file || tls.fingerprint)) {
+		fputs("podenv: debug agent: --tls-ca and --tls-fingerprint go with --connect\n",
+		      stderr);
 		return 2;
 	}
 	err_clear(&e);
@@ -1219,7 +1238,9 @@ int cli_debug_main(int argc, char **argv)
 			return 2;
 		}
 		fclose(f);
-		r = link_connect_tcp(d.loop, connect_to, token, &dbg_link_ops, &d, &d.link, &e);
+		r = link_connect_tcp(d.loop, connect_to, token,
+				     tls.ca_file || tls.fingerprint ? &tls : NULL, &dbg_link_ops,
+				     &d, &d.link, &e);
 	}
 	if (r >= 0)
 		r = link_wait_ready(d.link, 10 * USEC_PER_SEC, &e);

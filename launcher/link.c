@@ -3,6 +3,9 @@
  *
  * Output is flushed from a deferred callback, so the many requests one
  * loop iteration makes leave in one write.
+ *
+ * Over TLS (connect_tcp with link_tls_opts), the two I/O points go through
+ * launcher/tls.c instead of recv/send.
  */
 #define LOG_TARGET "podenv::link"
 #include <fcntl.h>
@@ -17,6 +20,7 @@
 #include "common/log.h"
 #include "launcher/cli.h"
 #include "launcher/link.h"
+#include "launcher/tls.h"
 
 #define HEARTBEAT_INTERVAL (10 * USEC_PER_SEC)
 #define HEARTBEAT_DEADLINE (30 * USEC_PER_SEC)
@@ -28,6 +32,7 @@ struct link {
 	const struct link_ops *ops;
 	void *userdata;
 	int fd;
+	struct link_tls *tls; /* NULL: plain socket */
 	struct loop_source *io;
 	struct loop_source *flush;
 	struct loop_source *heartbeat;
@@ -58,8 +63,18 @@ static void link_lose(struct link *k, const char *reason)
 
 static void update_events(struct link *k)
 {
-	if (k->io)
-		loop_io_events_set(k->io, EPOLLIN | (proto_client_has_output(k->client) ? EPOLLOUT : 0));
+	uint32_t ev;
+
+	if (!k->io)
+		return;
+	ev = EPOLLIN | (proto_client_has_output(k->client) ? EPOLLOUT : 0);
+	/* A write that waits for the agent's handshake data must not poll
+	 * for a writable socket (it always is: a busy loop). */
+	if (k->tls && (link_tls_events(k->tls) & EPOLLIN))
+		ev &= ~EPOLLOUT;
+	if (k->tls)
+		ev |= link_tls_events(k->tls) & EPOLLOUT;
+	loop_io_events_set(k->io, ev);
 }
 
 static void link_flush(struct link *k)
@@ -71,15 +86,22 @@ static void link_flush(struct link *k)
 		size_t n = proto_client_output(k->client, WRITE_BATCH / 4, &p);
 		if (n == 0)
 			break;
-		ssize_t w = send(k->fd, p, n, MSG_NOSIGNAL);
+		ssize_t w;
+		if (k->tls)
+			w = link_tls_write(k->tls, p, n);
+		else if ((w = send(k->fd, p, n, MSG_NOSIGNAL)) < 0)
+			w = -errno;
 		if (w < 0) {
-			if (errno == EINTR)
+			if (w == -EINTR)
 				continue;
-			if (errno == EAGAIN)
+			if (w == -EAGAIN)
 				break;
-			char reason[256];
-			snprintf(reason, sizeof(reason), "connection to the agent failed: %s",
-				 strerror(errno));
+			char reason[ERR_MSG_MAX];
+			if (w == -EPROTO && k->tls)
+				snprintf(reason, sizeof(reason), "%s", link_tls_reason(k->tls));
+			else
+				snprintf(reason, sizeof(reason),
+					 "connection to the agent failed: %s", strerror((int)-w));
 			link_lose(k, reason);
 			return;
 		}
@@ -124,19 +146,72 @@ static const struct proto_client_ops client_ops = {
 	.wake = on_client_wake,
 };
 
+/* Reads what TLS has, in chunks of up to READ_CHUNK plaintext, until
+ * OpenSSL needs the socket again or holds nothing more. */
+static void read_tls(struct link *k)
+{
+	char reason[ERR_MSG_MAX];
+	ssize_t n = 0;
+	size_t got;
+
+	do {
+		uint8_t *p = proto_client_input_reserve(k->client, READ_CHUNK);
+		got = 0;
+		while (got < READ_CHUNK &&
+		       (n = link_tls_read(k->tls, p + got, READ_CHUNK - got)) > 0)
+			got += (size_t)n;
+		if (got > 0)
+			proto_client_input_commit(k->client, got);
+		if (k->lost)
+			return;
+	} while (got == READ_CHUNK && link_tls_pending(k->tls));
+	if (got == READ_CHUNK || n == -EAGAIN || n == -EINTR)
+		return;
+	if (n == 0 && !link_tls_established(k->tls))
+		snprintf(reason, sizeof(reason),
+			 "the agent closed the connection during the TLS handshake (is it "
+			 "listening without TLS?)");
+	else if (n == 0)
+		snprintf(reason, sizeof(reason), "the agent closed the connection");
+	else if (n == -EPROTO)
+		snprintf(reason, sizeof(reason), "%s", link_tls_reason(k->tls));
+	else
+		snprintf(reason, sizeof(reason), "connection to the agent failed: %s",
+			 strerror((int)-n));
+	link_lose(k, reason);
+}
+
 static int on_io(struct loop_source *s, int fd, uint32_t events, void *userdata)
 {
 	struct link *k = userdata;
 	(void)s;
 
+	if (k->tls) {
+		/* A read may wait for the socket to take handshake data, and
+		 * a write for the agent's handshake messages. */
+		bool write_waits = link_tls_events(k->tls) & EPOLLIN;
+		if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ||
+		    ((events & EPOLLOUT) && (link_tls_events(k->tls) & EPOLLOUT)))
+			read_tls(k);
+		if (!k->lost && ((events & EPOLLOUT) || write_waits))
+			link_flush(k);
+		else if (!k->lost)
+			update_events(k);
+		return 0;
+	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		void *p = proto_client_input_reserve(k->client, READ_CHUNK);
 		ssize_t n = recv(fd, p, READ_CHUNK, 0);
 		if (n > 0) {
 			proto_client_input_commit(k->client, (size_t)n);
 		} else if (n == 0) {
-			link_lose(k, k->agent_pid > 0 ? "the agent closed the connection"
-						       : "the agent closed the connection");
+			/* An agent listening with TLS drops a plain HELLO. */
+			link_lose(k,
+				  k->ready || k->agent_pid > 0
+					  ? "the agent closed the connection"
+					  : "the agent closed the connection during the handshake "
+					    "(does it listen with TLS? then give its certificate's "
+					    "fingerprint or CA)");
 			return 0;
 		} else if (errno != EAGAIN && errno != EINTR) {
 			char reason[256];
@@ -279,18 +354,24 @@ int link_spawn_local(struct loop *l, const char *agent_path, pid_t target,
 }
 
 int link_connect_tcp(struct loop *l, const char *addr, const uint8_t token[PROTO_TOKEN_SIZE],
-		     const struct link_ops *ops, void *userdata, struct link **ret,
-		     struct err *reterr)
+		     const struct link_tls_opts *tls, const struct link_ops *ops, void *userdata,
+		     struct link **ret, struct err *reterr)
 {
 	char host[256];
 	const char *colon = strrchr(addr, ':');
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST };
 	struct addrinfo *ai = NULL;
+	uint8_t md[LINK_TLS_FINGERPRINT_SIZE];
 	struct link *k;
 	int fd, r, one = 1;
 
 	if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host))
 		return err_set(reterr, -EINVAL, "agent address '%s': expected IP:PORT", addr);
+	if (tls && tls->fingerprint && link_tls_fingerprint_parse(tls->fingerprint, md) < 0)
+		return err_set(reterr, -EINVAL,
+			       "TLS fingerprint '%s': expected the SHA-256 of the agent's "
+			       "certificate as 64 hex digits (':' between pairs allowed)",
+			       tls->fingerprint);
 	memcpy(host, addr, (size_t)(colon - addr));
 	host[colon - addr] = '\0';
 	char *h = host;
@@ -318,6 +399,13 @@ int link_connect_tcp(struct loop *l, const char *addr, const uint8_t token[PROTO
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	k = link_alloc(l, ops, userdata, fd);
+	if (tls) {
+		r = link_tls_new(fd, h, tls, &k->tls, reterr);
+		if (r < 0) {
+			link_free(k);
+			return r;
+		}
+	}
 	r = link_start(k, token, reterr);
 	if (r < 0) {
 		link_free(k);
@@ -366,6 +454,7 @@ void link_free(struct link *k)
 	loop_source_free(k->flush);
 	loop_source_free(k->heartbeat);
 	loop_source_free(k->child);
+	link_tls_free(k->tls);
 	if (k->fd >= 0)
 		close(k->fd);
 	proto_client_free(k->client);

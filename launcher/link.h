@@ -30,11 +30,25 @@ int link_spawn_local(struct loop *l, const char *agent_path, pid_t target,
 		     const char *const *extra_args, const struct link_ops *ops, void *userdata,
 		     struct link **ret, struct err *reterr);
 
+/* TLS to an agent that listens with --tls-cert (docs/PROTOCOL.md,
+ * "Transport security"). Give one or both; with both, both must hold.
+ * ca_file: PEM CA certificates the agent's certificate must chain to; the
+ *   certificate must also name the agent's IP in its subjectAltName.
+ * fingerprint: the SHA-256 of the agent's certificate, 64 hex digits (':'
+ *   between pairs allowed): pins a self-signed per-agent certificate.
+ * Strings are borrowed for the duration of link_connect_tcp. */
+struct link_tls_opts {
+	const char *ca_file;
+	const char *fingerprint;
+};
+
 /* Connects to an agent at "IP:PORT" ([V6]:PORT) and begins the handshake
- * with token. */
+ * with token; over TLS when tls is not NULL (the token is sent only after
+ * the agent's certificate checked out). A certificate that does not check
+ * out ends the link with a one-line reason (link_wait_ready). */
 int link_connect_tcp(struct loop *l, const char *addr, const uint8_t token[PROTO_TOKEN_SIZE],
-		     const struct link_ops *ops, void *userdata, struct link **ret,
-		     struct err *reterr);
+		     const struct link_tls_opts *tls, const struct link_ops *ops, void *userdata,
+		     struct link **ret, struct err *reterr);
 
 /* Runs the loop until the handshake is done (0), the link is lost, or
  * timeout passes; the reason is in reterr. */

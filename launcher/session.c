@@ -82,8 +82,19 @@ int session_open(struct cfg *cfg, struct session **ret, struct err *reterr)
 				    cfg->connect_tcp);
 			goto fail;
 		}
-		r = link_connect_tcp(s->loop, cfg->connect_tcp, token, &session_link_ops, s,
-				     &s->link, reterr);
+		/* TLS when the agent listens with it: a CA file or the
+		 * certificate's pinned fingerprint, also from the environment. */
+		struct link_tls_opts tls = {
+			.ca_file = getenv("PODENV_AGENT_TLS_CA"),
+			.fingerprint = getenv("PODENV_AGENT_TLS_FINGERPRINT"),
+		};
+		if (tls.ca_file && !*tls.ca_file)
+			tls.ca_file = NULL;
+		if (tls.fingerprint && !*tls.fingerprint)
+			tls.fingerprint = NULL;
+		r = link_connect_tcp(s->loop, cfg->connect_tcp, token,
+				     tls.ca_file || tls.fingerprint ? &tls : NULL,
+				     &session_link_ops, s, &s->link, reterr);
 	} else if (t->kind == CFG_TARGET_PID) {
 		char level[128];
 		const char *args[] = { "--log-level", level, NULL, NULL };
