@@ -1,3 +1,3 @@
-vnet_SRCS := vnet/packet.c vnet/nat.c
-vnet_PKGS :=
-vnet_DEPS := common
+vnet_SRCS := vnet/packet.c vnet/nat.c vnet/tun.c vnet/relay.c
+vnet_PKGS := libnl-route-3.0
+vnet_DEPS := proto common

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/err.h"
 #include "common/loop.h"
 
 /* ---- addresses and tuples ------------------------------------------------ */
@@ -266,5 +267,67 @@ struct vnet_nat_stats {
 };
 
 void vnet_nat_stats(const struct vnet_nat *n, struct vnet_nat_stats *st);
+
+/* ---- the app's network namespace (tun.c) ------------------------------------ */
+
+/* The TUN device and its addresses. Addresses are text ("198.18.0.1"); the
+ * prefix must leave room for the fake peer (research/vnet.md §1.2). */
+struct vnet_netns_cfg {
+	const char *name; /* "podenv0" */
+	uint32_t mtu;	  /* 65520: the biggest throughput lever */
+	const char *addr4;
+	int plen4;
+	const char *addr6; /* NULL: no IPv6 */
+	int plen6;
+};
+
+/* In the calling thread's (new, empty) network namespace: brings up lo,
+ * creates the TUN (non-blocking, no packet info), addresses it, sets its
+ * MTU and makes it the default route for IPv4 and IPv6. Returns 0 and the
+ * TUN fd (caller closes), or a negative errno and reterr naming the step. */
+int vnet_netns_setup(const struct vnet_netns_cfg *cfg, int *ret_tun_fd, struct err *reterr);
+
+/* ---- the relay (relay.c) ------------------------------------------------------ */
+
+struct proto_client;
+
+/* Where a new flow goes (the route callback's answer). */
+enum {
+	VNET_ROUTE_REMOTE = 0, /* through the agent: the connection leaves from the pod */
+	VNET_ROUTE_LOCAL,      /* from this host's network */
+	VNET_ROUTE_REJECT,     /* refused: RST / ICMP port unreachable to the app */
+};
+
+struct vnet_relay_cfg {
+	struct loop *loop;
+	struct proto_client *client; /* borrowed: remote flows are streams on it */
+	/* Borrowed fds from the app's namespace: the TUN, and the TCP
+	 * listeners on addr4 and addr6 (-1: none). */
+	int tun_fd;
+	int listen4_fd;
+	int listen6_fd;
+	/* The TUN's addresses and the fake peers beside them (§1.2). */
+	struct vnet_addr addr4, peer4, addr6, peer6;
+	/* Decides each new TCP or UDP flow (NULL: everything remote). */
+	int (*route)(void *userdata, const struct vnet_tuple *t);
+	/* UDP to port 53 at any address: the DNS server answers with
+	 * vnet_relay_udp_reply() (NULL: relayed like other UDP). */
+	void (*dns_query)(void *userdata, const struct vnet_tuple *t, const uint8_t *query,
+			  size_t len);
+	void *userdata;
+};
+
+struct vnet_relay;
+
+/* Starts relaying on cfg->loop. Caller frees with vnet_relay_free (which
+ * closes every flow; the fds in cfg stay the caller's). */
+int vnet_relay_new(const struct vnet_relay_cfg *cfg, struct vnet_relay **ret,
+		   struct err *reterr);
+void vnet_relay_free(struct vnet_relay *r);
+
+/* Sends the app a UDP datagram answering flow t (t as the app sent it: the
+ * answer goes from t's destination to t's source). */
+void vnet_relay_udp_reply(struct vnet_relay *r, const struct vnet_tuple *t, const void *payload,
+			  size_t len);
 
 #endif
