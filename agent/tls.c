@@ -176,7 +176,10 @@ ssize_t agent_tls_write(struct agent_tls *t, const void *buf, size_t len)
 	errno = 0;
 	t->write_wants_read = false;
 	r = SSL_write(t->ssl, buf, len > (1u << 30) ? (1 << 30) : (int)len);
-	return r > 0 ? r : tls_result(t, r, false, &t->write_wants_read);
+	if (r > 0)
+		return r;
+	r = (int)tls_result(t, r, false, &t->write_wants_read);
+	return r == 0 ? -EPIPE : r; /* a write that moved nothing would be retried forever */
 }
 
 bool agent_tls_pending(const struct agent_tls *t)

@@ -5,7 +5,8 @@
  * the first agent_tls_read()/agent_tls_write() calls, driven by the
  * session's fd events. Loop thread only.
  *
- * I/O contract (both calls): > 0 bytes moved; 0 the peer closed; -EAGAIN
+ * I/O contract (both calls): > 0 bytes moved; 0 the peer closed (reads;
+ * a write returns -EPIPE then); -EAGAIN
  * try again once agent_tls_events() is satisfied (it may ask for EPOLLOUT
  * to read or EPOLLIN to write); -EPROTO a TLS failure, reason in
  * agent_tls_reason(); another -errno from the socket. Plaintext already

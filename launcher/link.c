@@ -61,6 +61,26 @@ static void link_lose(struct link *k, const char *reason)
 		k->ops->lost(k->userdata, reason);
 }
 
+/* Loses the link after a failed read or write (n: 0 for EOF, or -errno). */
+static void link_lose_io(struct link *k, ssize_t n)
+{
+	char reason[ERR_MSG_MAX];
+	bool handshake = k->tls && !link_tls_established(k->tls);
+
+	if (handshake && (n == 0 || n == -EPIPE || n == -ECONNRESET))
+		snprintf(reason, sizeof(reason),
+			 "the agent closed the connection during the TLS handshake (is it "
+			 "listening without TLS?)");
+	else if (n == 0)
+		snprintf(reason, sizeof(reason), "the agent closed the connection");
+	else if (n == -EPROTO && k->tls)
+		snprintf(reason, sizeof(reason), "%s", link_tls_reason(k->tls));
+	else
+		snprintf(reason, sizeof(reason), "connection to the agent failed: %s",
+			 strerror((int)-n));
+	link_lose(k, reason);
+}
+
 static void update_events(struct link *k)
 {
 	uint32_t ev;
@@ -96,13 +116,7 @@ static void link_flush(struct link *k)
 				continue;
 			if (w == -EAGAIN)
 				break;
-			char reason[ERR_MSG_MAX];
-			if (w == -EPROTO && k->tls)
-				snprintf(reason, sizeof(reason), "%s", link_tls_reason(k->tls));
-			else
-				snprintf(reason, sizeof(reason),
-					 "connection to the agent failed: %s", strerror((int)-w));
-			link_lose(k, reason);
+			link_lose_io(k, w);
 			return;
 		}
 		proto_client_output_consume(k->client, (size_t)w);
@@ -150,7 +164,6 @@ static const struct proto_client_ops client_ops = {
  * OpenSSL needs the socket again or holds nothing more. */
 static void read_tls(struct link *k)
 {
-	char reason[ERR_MSG_MAX];
 	ssize_t n = 0;
 	size_t got;
 
@@ -167,18 +180,7 @@ static void read_tls(struct link *k)
 	} while (got == READ_CHUNK && link_tls_pending(k->tls));
 	if (got == READ_CHUNK || n == -EAGAIN || n == -EINTR)
 		return;
-	if (n == 0 && !link_tls_established(k->tls))
-		snprintf(reason, sizeof(reason),
-			 "the agent closed the connection during the TLS handshake (is it "
-			 "listening without TLS?)");
-	else if (n == 0)
-		snprintf(reason, sizeof(reason), "the agent closed the connection");
-	else if (n == -EPROTO)
-		snprintf(reason, sizeof(reason), "%s", link_tls_reason(k->tls));
-	else
-		snprintf(reason, sizeof(reason), "connection to the agent failed: %s",
-			 strerror((int)-n));
-	link_lose(k, reason);
+	link_lose_io(k, n);
 }
 
 static int on_io(struct loop_source *s, int fd, uint32_t events, void *userdata)

@@ -7,7 +7,8 @@
  * during it (link.h, struct link_tls_opts), so nothing (not the token) is
  * written before the agent proved who it is. Loop thread only.
  *
- * I/O contract (both calls): > 0 bytes moved; 0 the agent closed; -EAGAIN
+ * I/O contract (both calls): > 0 bytes moved; 0 the agent closed (reads;
+ * a write returns -EPIPE then); -EAGAIN
  * try again once link_tls_events() is satisfied (it may ask for EPOLLOUT to
  * read or EPOLLIN to write); -EPROTO a TLS failure with a readable
  * one-line reason in link_tls_reason(); another -errno from the socket.
