@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/err.h"
 
 /* Limits (RFC 1035 §2.3.4, §4.2.1). */
 #define DNS_LABEL_MAX 63
@@ -340,5 +341,42 @@ void dns_rdata_format(const struct dns_rr *rr, struct buf *out);
 
 /* Appends "name. TTL CLASS TYPE rdata" (dig's layout, one space apart). */
 void dns_rr_format(const struct dns_rr *rr, struct buf *out);
+
+/* --- the server (server.c) ------------------------------------------------------------- */
+
+struct loop;
+struct proto_client;
+
+/* Receives an answer (borrowed, valid during the call). Called exactly once
+ * per query that was accepted (a message that is not a query is dropped
+ * without a call). */
+typedef void (*dns_answer_fn)(void *userdata, const uint8_t *answer, size_t len);
+
+struct dns_server_cfg {
+	struct loop *loop;
+	struct proto_client *client; /* the pod's resolution (DNS_QUERY); borrowed */
+	/* Sockets in the app's namespace (borrowed; -1: none): UDP and a
+	 * listening TCP socket on the address resolv.conf names. */
+	int udp_fd;
+	int tcp_fd;
+	/* True when name (normalised) must be resolved by the host's
+	 * resolvers (DNS filter, or DNS disabled). NULL: everything remote. */
+	bool (*resolve_local)(void *userdata, const char *name);
+	/* Every answer that parses (for the outgoing filter's name table). */
+	void (*resolved)(void *userdata, const struct dns_msg *answer);
+	void *userdata;
+};
+
+struct dns_server;
+
+int dns_server_new(const struct dns_server_cfg *cfg, struct dns_server **ret, struct err *reterr);
+/* Frees the server; queries in flight are dropped. NULL is fine. */
+void dns_server_free(struct dns_server *s);
+
+/* Answers one query that arrived another way (the relay's port-53
+ * interception); udp_limit: the transport's size (512 for classic UDP;
+ * the query's EDNS size raises it), 0 for no limit. */
+void dns_server_query(struct dns_server *s, const uint8_t *query, size_t len, size_t udp_limit,
+		      dns_answer_fn reply, void *userdata);
 
 #endif

@@ -1,3 +1,3 @@
-dns_SRCS := dns/message.c
-dns_PKGS :=
-dns_DEPS := common
+dns_SRCS := dns/message.c dns/server.c
+dns_PKGS := libcares
+dns_DEPS := proto common

@@ -1,4 +1,4 @@
 launcher_SRCS := launcher/link.c launcher/cmd_debug.c launcher/cmd_config.c launcher/env.c \
-	launcher/session.c launcher/sandbox.c launcher/cmd_exec.c launcher/tls.c
+	launcher/session.c launcher/sandbox.c launcher/cmd_exec.c launcher/tls.c launcher/net.c
 launcher_PKGS := libssl libcrypto
-launcher_DEPS := vfs dns config proto common
+launcher_DEPS := vfs vnet dns config proto common

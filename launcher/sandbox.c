@@ -27,7 +27,9 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "common/buf.h"
 #include "common/log.h"
+#include "launcher/net.h"
 #include "launcher/sandbox.h"
 #include "vfs/vfs.h"
 
@@ -53,6 +55,10 @@ struct sandbox {
 	char child_error[ERR_MSG_MAX];
 	bool lost;
 	struct loop_source *kill_timer;
+	bool network; /* the app gets its own network namespace */
+	struct net *net;
+	char *resolv_conf;
+	char *nsswitch;
 };
 
 /* --- the child ------------------------------------------------------------ */
@@ -72,6 +78,10 @@ child_fail(int errfd, int code, const char *fmt, ...)
 	n = strlen(msg);
 	if (e)
 		snprintf(msg + n, sizeof(msg) - n, ": %s", strerror(e));
+	/* 'E' + text: an error (the parent also receives 'F' + fds). */
+	memmove(msg + 1, msg, MIN(strlen(msg) + 1, sizeof(msg) - 1));
+	msg[0] = 'E';
+	msg[sizeof(msg) - 1] = '\0';
 	if (write(errfd, msg, strlen(msg)) < 0) {
 		/* the parent is gone: nothing to tell */
 	}
@@ -91,6 +101,50 @@ static bool is_dir_nofollow(const char *p)
 	return lstat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Builds the app's network namespace and hands its fds to the parent,
+ * then waits until the parent relays them (so the app's first packet finds
+ * the relay running). */
+static void child_network(struct sandbox *sb, int errfd)
+{
+	int fds[NET_NFDS], n = 0, sendfds[NET_NFDS];
+	char ok = 'F';
+	struct err e;
+	(void)sb;
+
+	err_clear(&e);
+	if (net_child_setup(fds, &e) < 0) {
+		errno = 0;
+		child_fail(errfd, 125, "%s", e.msg);
+	}
+	for (int i = 0; i < NET_NFDS; i++)
+		sendfds[n++] = fds[i] >= 0 ? fds[i] : fds[NET_FD_TUN]; /* placeholders keep order */
+	uint8_t present = 0;
+	for (int i = 0; i < NET_NFDS; i++)
+		if (fds[i] >= 0)
+			present |= (uint8_t)(1u << i);
+	char msg[2] = { ok, (char)present };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * NET_NFDS)];
+	} cm;
+	struct iovec iov = { msg, sizeof(msg) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			     .msg_controllen = sizeof(cm.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * NET_NFDS);
+	memcpy(CMSG_DATA(c), sendfds, sizeof(sendfds));
+	if (sendmsg(errfd, &mh, MSG_NOSIGNAL) < 0)
+		child_fail(errfd, 125, "handing the network to podenv");
+	for (int i = 0; i < NET_NFDS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	char go = 0;
+	if (read(errfd, &go, 1) != 1 || go != 'G')
+		_exit(125); /* the parent reported why */
+}
+
 static void child_main(struct sandbox *sb, int errfd)
 {
 	const struct sandbox_opts *o = sb->o;
@@ -104,8 +158,11 @@ static void child_main(struct sandbox *sb, int errfd)
 	/* The app cannot outlive the launcher: its root is served by it. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 
-	if (unshare(CLONE_NEWNS | (o->set_hostname ? CLONE_NEWUTS : 0)) < 0)
+	if (unshare(CLONE_NEWNS | (o->set_hostname ? CLONE_NEWUTS : 0) |
+		    (sb->network ? CLONE_NEWNET : 0)) < 0)
 		child_fail(errfd, 125, "creating the app's namespaces");
+	if (sb->network)
+		child_network(sb, errfd);
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(errfd, 125, "making mounts private");
 	snprintf(newroot, sizeof(newroot), "%s/root", sb->dir);
@@ -191,15 +248,54 @@ static int on_child_exit(struct loop_source *src, const siginfo_t *si, void *use
 	return 0;
 }
 
+/* Messages from the child before its exec: 'F' + the network fds, or
+ * 'E' + an error. EOF means the exec happened. */
 static int on_child_error(struct loop_source *src, int fd, uint32_t events, void *userdata)
 {
 	struct sandbox *sb = userdata;
-	ssize_t n = read(fd, sb->child_error, sizeof(sb->child_error) - 1);
+	char buf[ERR_MSG_MAX + 2];
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * NET_NFDS)];
+	} cm;
+	struct iovec iov = { buf, sizeof(buf) - 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			     .msg_controllen = sizeof(cm.buf) };
+	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
 	(void)events;
 
-	if (n > 0)
-		sb->child_error[n] = '\0';
-	/* EOF or a message: either way there is nothing more to read. */
+	if (n > 0 && buf[0] == 'F') {
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		int fds[NET_NFDS], got[NET_NFDS];
+		struct err e;
+		if (!c || c->cmsg_type != SCM_RIGHTS || n < 2 ||
+		    c->cmsg_len != CMSG_LEN(sizeof(int) * NET_NFDS)) {
+			snprintf(sb->child_error, sizeof(sb->child_error),
+				 "the sandbox sent no network");
+			return 0;
+		}
+		memcpy(got, CMSG_DATA(c), sizeof(got));
+		for (int i = 0; i < NET_NFDS; i++) {
+			fds[i] = ((uint8_t)buf[1] & (1u << i)) ? got[i] : -1;
+			if (fds[i] < 0)
+				close(got[i]);
+		}
+		err_clear(&e);
+		if (net_start(sb->s, fds, &sb->net, &e) < 0) {
+			snprintf(sb->child_error, sizeof(sb->child_error), "%s", e.msg);
+			sb->status = 125;
+			kill(sb->child, SIGKILL);
+			return 0;
+		}
+		if (write(fd, "G", 1) != 1)
+			kill(sb->child, SIGKILL);
+		return 0;
+	}
+	if (n > 0 && buf[0] == 'E') {
+		buf[n] = '\0';
+		snprintf(sb->child_error, sizeof(sb->child_error), "%s", buf + 1);
+	}
+	/* EOF or an error: nothing more to read. */
 	loop_source_free(src);
 	sb->err_src = NULL;
 	return 0;
@@ -264,6 +360,31 @@ static char *resolve_program(const char *argv0, char *const *env)
 			return realpath(cand, NULL);
 	}
 	return NULL;
+}
+
+/* The host's nsswitch.conf with its hosts line made "files dns". */
+static char *app_nsswitch(void)
+{
+	_cleanup_free_ char *host = NULL;
+	struct buf b;
+	bool had_hosts = false;
+	FILE *f = fopen("/etc/nsswitch.conf", "re");
+	char line[1024];
+
+	buf_init(&b);
+	while (f && fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "hosts:", 6)) {
+			buf_printf(&b, "hosts: files dns\n");
+			had_hosts = true;
+		} else {
+			buf_append(&b, line, strlen(line));
+		}
+	}
+	if (f)
+		fclose(f);
+	if (!had_hosts)
+		buf_printf(&b, "hosts: files dns\n");
+	return buf_steal(&b, NULL);
 }
 
 static int write_file(const char *path, const char *text)
@@ -356,6 +477,16 @@ static int mount_views(struct sandbox *sb, struct err *reterr)
 		for (size_t i = 0; i < g.gl_pathc && na < ARRAY_SIZE(anchors) - 1; i++)
 			anchors[na++] = g.gl_pathv[i];
 	anchors[na] = NULL;
+	/* With its own network, the app resolves through podenv's DNS server
+	 * (resolv.conf), and glibc asks nothing but files and DNS (a host's
+	 * systemd-resolved module would go around the server). */
+	struct vfs_file_override overrides[3] = { { 0 } };
+	if (sb->network) {
+		sb->resolv_conf = net_resolv_conf(s->resolv_conf);
+		sb->nsswitch = app_nsswitch();
+		overrides[0] = (struct vfs_file_override){ "/etc/resolv.conf", sb->resolv_conf };
+		overrides[1] = (struct vfs_file_override){ "/etc/nsswitch.conf", sb->nsswitch };
+	}
 	struct vfs_mount_opts mo = {
 		.loop = s->loop,
 		.client = s->client,
@@ -363,6 +494,7 @@ static int mount_views(struct sandbox *sb, struct err *reterr)
 		.private_prefix = sb->dir,
 		.synthetic_dirs = synthetic,
 		.local_anchors = anchors,
+		.overrides = overrides,
 		.allow_other = geteuid() == 0,
 	};
 	snprintf(p, sizeof(p), "%s/root", sb->dir);
@@ -375,6 +507,7 @@ static int mount_views(struct sandbox *sb, struct err *reterr)
 	mo.router = NULL;
 	mo.synthetic_dirs = NULL;
 	mo.local_anchors = NULL; /* (pointed into g, freed above) */
+	mo.overrides = NULL;
 	mo.read_only = vfs_router_mode(sb->router) != CFG_FS_WRITE;
 	return vfs_mount_new(&mo, &sb->pod_mount, reterr);
 }
@@ -382,6 +515,11 @@ static int mount_views(struct sandbox *sb, struct err *reterr)
 int sandbox_run(const struct sandbox_opts *o, int *status, struct err *reterr)
 {
 	struct sandbox sb = { .o = o, .s = o->session, .errfd = -1 };
+	const struct cfg_network *nw = &o->session->cfg->feature.network;
+
+	/* Outgoing TCP or UDP, or DNS, from the pod: the app needs its own
+	 * network namespace. With all three off it keeps the host's. */
+	sb.network = nw->outgoing.tcp || nw->outgoing.udp || nw->dns.enabled;
 	struct loop_source *sigs[ARRAY_SIZE(forwarded_signals)] = { 0 };
 	struct loop_source *child_src = NULL;
 	int sv[2] = { -1, -1 };
@@ -454,10 +592,13 @@ out:
 	if (sv[1] >= 0)
 		close(sv[1]);
 	sb.s->on_lost = NULL;
+	net_free(sb.net);
 	vfs_mount_free(sb.pod_mount);
 	vfs_mount_free(sb.root_mount);
 	vfs_plan_free(sb.plan);
 	vfs_router_free(sb.router);
+	free(sb.resolv_conf);
+	free(sb.nsswitch);
 	if (sb.dir[0] && strcmp(sb.dir, "/tmp/podenv-XXXXXX") != 0) {
 		umount2(sb.dir, MNT_DETACH);
 		rmdir(sb.dir);

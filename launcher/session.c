@@ -167,11 +167,25 @@ static void on_hostname(void *userdata, const struct proto_msg *m)
 	snprintf(f->s->hostname, sizeof(f->s->hostname), "%s", m->rep.str);
 }
 
+static void on_resolv(void *userdata, const struct proto_msg *m)
+{
+	struct fetch *f = userdata;
+
+	f->pending--;
+	free(f->s->resolv_conf);
+	/* A pod without resolv.conf is fine: its names just do not resolve. */
+	f->s->resolv_conf = m->status ? xstrdup("")
+				      : xstrndup((const char *)m->rep.data.data, m->rep.data.len);
+}
+
 int session_fetch_context(struct session *s, struct err *reterr)
 {
 	struct fetch f = { .s = s };
 	struct proto_msg env = { .type = PROTO_GETENV }, host = { .type = PROTO_HOSTNAME };
+	struct proto_msg resolv = { .type = PROTO_RESOLVCONF };
 
+	if (proto_client_request(s->client, &resolv, on_resolv, &f) > 0)
+		f.pending++;
 	if (proto_client_request(s->client, &env, on_env, &f) > 0)
 		f.pending++;
 	if (proto_client_request(s->client, &host, on_hostname, &f) > 0)
@@ -195,6 +209,7 @@ void session_free(struct session *s)
 	link_free(s->link);
 	loop_free(s->loop);
 	sandbox_env_free(s->remote_env);
+	free(s->resolv_conf);
 	free(s->target);
 	cfg_free(s->cfg);
 	free(s);

@@ -17,6 +17,7 @@ struct session {
 	char *target;		     /* "pid/123", for messages and prompts */
 	char **remote_env;	     /* the target's environment */
 	char hostname[256];	     /* the target's hostname */
+	char *resolv_conf;	     /* the target's /etc/resolv.conf ("" if none) */
 	bool lost;
 	char lost_reason[ERR_MSG_MAX];
 	/* Called when the link is lost (after lost/lost_reason are set). */
@@ -28,7 +29,7 @@ struct session {
  * connects) and waits for the handshake. Takes ownership of cfg. */
 int session_open(struct cfg *cfg, struct session **ret, struct err *reterr);
 
-/* Fetches the target's environment and hostname (one round trip each,
+/* Fetches the target's environment, hostname and resolv.conf (one round trip each,
  * run on the session's loop until answered). */
 int session_fetch_context(struct session *s, struct err *reterr);
 

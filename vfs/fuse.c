@@ -69,6 +69,8 @@ struct vfs_mount {
 	size_t nsynthetic;
 	char **anchors; /* local paths whose ancestors must be traversable */
 	size_t nanchors;
+	struct vfs_file_override *overrides; /* files served from memory */
+	size_t noverrides;
 	bool gone;	  /* unmounted from outside or FUSE connection ended */
 	/* Paths a skipped process (skip_processes) reached locally while they
 	 * route elsewhere for everyone else: one name, two files. The kernel
@@ -194,6 +196,24 @@ static bool is_synthetic(struct vfs_mount *m, const char *path)
 		if (!strcmp(m->synthetic[i], path))
 			return true;
 	return false;
+}
+
+static const struct vfs_file_override *override_of(struct vfs_mount *m, const char *path)
+{
+	for (size_t i = 0; i < m->noverrides; i++)
+		if (!strcmp(m->overrides[i].path, path))
+			return &m->overrides[i];
+	return NULL;
+}
+
+static void override_stat(const struct vfs_file_override *o, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_mode = S_IFREG | 0644;
+	st->st_nlink = 1;
+	st->st_size = (off_t)strlen(o->content);
+	st->st_blksize = 4096;
+	st->st_blocks = (st->st_size + 511) / 512;
 }
 
 static bool is_anchor_or_ancestor(struct vfs_mount *m, const char *path)
@@ -363,6 +383,7 @@ struct vfs_handle {
 	uint8_t *prefetch; /* remote: the first bytes, from OPEN_READ */
 	uint32_t prefetch_len;
 	bool prefetch_eof;
+	bool memory; /* an override: nothing on the agent to release */
 };
 
 static void on_reply(void *userdata, const struct proto_msg *msg)
@@ -475,6 +496,11 @@ static void do_lookup(struct vfs_mount *m, fuse_req_t req, const char *path)
 		reply_entry(m, req, path, &st);
 		return;
 	}
+	if (override_of(m, path)) {
+		override_stat(override_of(m, path), &st);
+		reply_entry(m, req, path, &st);
+		return;
+	}
 	r = route(m, req, path, 0, &d);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
@@ -557,6 +583,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	if (is_synthetic(m, path)) {
 		synthetic_stat(&st);
+		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+		return;
+	}
+	if (override_of(m, path)) {
+		override_stat(override_of(m, path), &st);
 		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 		return;
 	}
@@ -987,6 +1018,30 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int r;
 	NODE_OR_REPLY(m, req, ino, path);
 
+	const struct vfs_file_override *ov = override_of(m, path);
+	if (ov) {
+		/* podenv's own version of the file (the app's resolv.conf):
+		 * read-only, served from memory like a prefetched head. */
+		if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+			fuse_reply_err(req, EACCES);
+			return;
+		}
+		struct vfs_handle *h = xcalloc(1, sizeof(*h));
+		h->remote = true;
+		h->fd = -1;
+		h->fh = 0;
+		h->prefetch_len = (uint32_t)strlen(ov->content);
+		h->prefetch = (uint8_t *)xstrdup(ov->content);
+		h->prefetch_eof = true;
+		h->memory = true;
+		fi->fh = (uint64_t)(uintptr_t)h;
+		fi->direct_io = 1;
+		if (fuse_reply_open(req, fi) != 0) {
+			free(h->prefetch);
+			free(h);
+		}
+		return;
+	}
 	r = route(m, req, path, open_route_flags(fi->flags), &d);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
@@ -1113,6 +1168,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 		return;
 	}
+	if (h->memory) {
+		size_t n = (uint64_t)off < h->prefetch_len
+				   ? MIN(size, (size_t)(h->prefetch_len - (uint64_t)off))
+				   : 0;
+		fuse_reply_buf(req, n ? (const char *)h->prefetch + off : NULL, n);
+		return;
+	}
 	/* The prefetched head of the file answers without a round trip when
 	 * it covers the request (or the file ends inside it). */
 	if (h->prefetch && (uint64_t)off <= h->prefetch_len &&
@@ -1159,6 +1221,10 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			fuse_reply_write(req, (size_t)n);
 		return;
 	}
+	if (h->memory) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
 	/* Remote: the data must be in memory to go into the frame. */
 	_cleanup_free_ uint8_t *data = xmalloc(size ? size : 1);
 	struct fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
@@ -1192,11 +1258,11 @@ static void handle_release(struct vfs_mount *m, struct vfs_handle *h)
 {
 	if (!h)
 		return;
-	if (h->remote) {
+	if (h->remote && !h->memory) {
 		struct proto_msg msg = { .type = PROTO_RELEASE };
 		msg.req.fh = h->fh;
 		proto_client_request(m->client, &msg, NULL, NULL);
-	} else {
+	} else if (!h->remote) {
 		close(h->fd);
 	}
 	free(h->prefetch);
@@ -1758,6 +1824,12 @@ int vfs_mount_new(const struct vfs_mount_opts *o, struct vfs_mount **ret, struct
 		m->synthetic = xrealloc(m->synthetic, (m->nsynthetic + 1) * sizeof(char *));
 		m->synthetic[m->nsynthetic++] = xstrdup(*s);
 	}
+	for (const struct vfs_file_override *ov = o->overrides; ov && ov->path; ov++) {
+		m->overrides = xrealloc(m->overrides, (m->noverrides + 1) * sizeof(*m->overrides));
+		m->overrides[m->noverrides].path = xstrdup(ov->path);
+		m->overrides[m->noverrides].content = xstrdup(ov->content);
+		m->noverrides++;
+	}
 	for (const char *const *s = o->local_anchors; s && *s; s++) {
 		m->anchors = xrealloc(m->anchors, (m->nanchors + 1) * sizeof(char *));
 		m->anchors[m->nanchors++] = xstrdup(*s);
@@ -1841,6 +1913,11 @@ void vfs_mount_free(struct vfs_mount *m)
 	for (size_t i = 0; i < m->nanchors; i++)
 		free(m->anchors[i]);
 	free(m->anchors);
+	for (size_t i = 0; i < m->noverrides; i++) {
+		free((char *)m->overrides[i].path);
+		free((char *)m->overrides[i].content);
+	}
+	free(m->overrides);
 	free(m->mountpoint);
 	free(m->private_prefix);
 	free(m);

@@ -220,6 +220,13 @@ void vfs_plan_entry_done(struct vfs_plan_entry *e);
 struct loop;
 struct proto_client;
 
+/* A file podenv serves itself (the app's /etc/resolv.conf names podenv's
+ * DNS server): read-only, whatever the rules say about its path. */
+struct vfs_file_override {
+	const char *path;
+	const char *content;
+};
+
 struct vfs_mount_opts {
 	struct loop *loop;
 	struct proto_client *client;	 /* borrowed; outlives the mount */
@@ -240,6 +247,9 @@ struct vfs_mount_opts {
 	 * interpreter: mirrord never sees it either). NULL-terminated; may be
 	 * NULL. Copied. */
 	const char *const *local_anchors;
+	/* Files served from memory; an array ended by a NULL path; may be
+	 * NULL. Copied. */
+	const struct vfs_file_override *overrides;
 	bool read_only;
 	bool allow_other; /* other users may use the mount (needs root) */
 };
