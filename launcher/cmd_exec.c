@@ -11,6 +11,7 @@
 #include "launcher/env.h"
 #include "launcher/sandbox.h"
 #include "vfs/vfs.h"
+#include "vnet/vnet.h"
 
 extern char **environ;
 
@@ -109,6 +110,9 @@ int cli_exec_main(int argc, char **argv)
 		return 2;
 	}
 	r = vfs_fuse_check(&e);
+	const struct cfg_network *nw = &cfg->feature.network;
+	if (r >= 0 && (nw->outgoing.tcp || nw->outgoing.udp || nw->dns.enabled))
+		r = vnet_tun_check(&e);
 	if (r >= 0)
 		r = session_open(cfg, &s, &e);
 	if (r < 0) {

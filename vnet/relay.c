@@ -161,15 +161,32 @@ static void on_expired(const struct vnet_tuple *t, uint16_t port, void *entry_us
 
 /* --- injecting packets toward the app -------------------------------------------- */
 
-/* Sends the app a RST for its held SYN (a refused connect). */
-static void reject_syn(struct flow *f)
+/* Tells the app its connect failed the way the far side's did: refused →
+ * RST (ECONNREFUSED), unreachable → ICMP unreachable (EHOSTUNREACH /
+ * ENETUNREACH), timed out → nothing (the app's own connect times out, as
+ * it would in the pod). */
+static void reject_syn(struct flow *f, int err)
 {
 	struct vnet_packet p;
 	int n;
 
 	if (!f->syn || vnet_packet_parse(&p, f->syn, f->syn_len) < 0)
 		return;
-	n = vnet_packet_build_rst(f->r->out, sizeof(f->r->out), &p);
+	switch (err) {
+	case ETIMEDOUT:
+		return;
+	case EHOSTUNREACH:
+	case EHOSTDOWN:
+		n = vnet_packet_build_unreach(f->r->out, sizeof(f->r->out), &p, VNET_UNREACH_HOST);
+		break;
+	case ENETUNREACH:
+	case ENETDOWN:
+		n = vnet_packet_build_unreach(f->r->out, sizeof(f->r->out), &p, VNET_UNREACH_NET);
+		break;
+	default:
+		n = vnet_packet_build_rst(f->r->out, sizeof(f->r->out), &p);
+		break;
+	}
 	if (n > 0)
 		tun_write(f->r, f->r->out, (size_t)n);
 }
@@ -308,7 +325,7 @@ static void st_opened(void *userdata, int err, const struct proto_addr *a, uint1
 		f->st = NULL; /* freed by the client after this call */
 		log_debug("connect %s: %s", f->kind == FLOW_TCP_REMOTE ? "remote" : "local",
 			  strerror(err));
-		reject_syn(f);
+		reject_syn(f, err);
 		if (f->entry) {
 			vnet_nat_remove(f->r->nat, f->entry);
 			f->entry = NULL;
@@ -418,7 +435,7 @@ static int on_far_io(struct loop_source *s, int fd, uint32_t events, void *userd
 		socklen_t l = sizeof(err);
 		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
 		if (err) {
-			reject_syn(f);
+			reject_syn(f, err);
 			if (f->entry) {
 				vnet_nat_remove(f->r->nat, f->entry);
 				f->entry = NULL;
@@ -549,7 +566,7 @@ static void tcp_new_flow(struct vnet_relay *r, struct vnet_packet *p, const stru
 			rr = loop_add_io(r->cfg.loop, f->far_fd, EPOLLOUT, on_far_io, f, &f->far_src);
 	}
 	if (rr < 0) {
-		reject_syn(f);
+		reject_syn(f, -rr);
 		vnet_nat_remove(r->nat, f->entry);
 		f->entry = NULL;
 		f->st = NULL;

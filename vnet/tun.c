@@ -111,6 +111,17 @@ out:
 	return r < 0 ? nl_to_errno(r) : 0;
 }
 
+int vnet_tun_check(struct err *reterr)
+{
+	if (access("/dev/net/tun", R_OK | W_OK) < 0)
+		return err_set_errno(reterr, -errno,
+				     "cannot use /dev/net/tun (podenv routes the app's network through a "
+				     "TUN device: load the tun module and give this user read-write "
+				     "access to /dev/net/tun, run as root, or turn the network off with "
+				     "--no-outgoing and dns: false)");
+	return 0;
+}
+
 int vnet_netns_setup(const struct vnet_netns_cfg *cfg, int *ret_tun_fd, struct err *reterr)
 {
 	struct ifreq ifr = { 0 };

@@ -281,6 +281,10 @@ struct vnet_netns_cfg {
 	int plen6;
 };
 
+/* 0 when this process can create a TUN device (/dev/net/tun usable), else
+ * a negative errno and a message saying what to do. */
+int vnet_tun_check(struct err *reterr);
+
 /* In the calling thread's (new, empty) network namespace: brings up lo,
  * creates the TUN (non-blocking, no packet info), addresses it, sets its
  * MTU and makes it the default route for IPv4 and IPv6. Returns 0 and the

@@ -24,13 +24,15 @@ def test_user():
     except KeyError:
         run(["useradd", "--create-home", "--shell", "/bin/sh", USER], check=True)
         created = True
-    # The device is opened to the test user, as the issue asks; restored after.
-    st = os.stat("/dev/fuse")
-    os.chmod("/dev/fuse", 0o666)
+    # The devices are opened to the test user, as the issue asks; restored after.
+    modes = {d: os.stat(d).st_mode & 0o7777 for d in ("/dev/fuse", "/dev/net/tun")}
+    for d in modes:
+        os.chmod(d, 0o666)
     try:
         yield pwd.getpwnam(USER)
     finally:
-        os.chmod("/dev/fuse", st.st_mode & 0o7777)
+        for d, mode in modes.items():
+            os.chmod(d, mode)
         if created:
             run(["userdel", "--remove", USER])
 
@@ -97,3 +99,14 @@ def test_without_fuse_access_the_error_says_why(test_user, user_pod, build_dir):
     assert r.returncode == 1
     assert "cannot use /dev/fuse" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1  # one clear line
+
+
+def test_without_tun_access_the_error_says_why(test_user, user_pod, build_dir):
+    os.chmod("/dev/net/tun", 0o600)
+    try:
+        podenv = os.path.join(build_dir, "podenv")
+        r = as_user(test_user, f"cd /tmp && {podenv} exec -t pid/{user_pod} -- true")
+    finally:
+        os.chmod("/dev/net/tun", 0o666)
+    assert r.returncode == 1
+    assert "cannot use /dev/net/tun" in r.stderr, r.stderr
