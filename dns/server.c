@@ -136,7 +136,7 @@ static void deliver(struct query *q, const uint8_t *a, size_t n)
 		if (dns_msg_parse(q->q, q->len, &m) == 0) {
 			struct buf out;
 			buf_init(&out);
-			if (dns_response_error(&m, 0, &out) == 0 && buf_len(&out) >= 4) {
+			if (dns_response_error(&m, 0, &out) >= 0 && buf_len(&out) >= 4) {
 				uint8_t *h = buf_data(&out);
 				h[2] |= 0x02; /* TC */
 				q->reply(q->userdata, h, buf_len(&out));
@@ -163,7 +163,7 @@ static void answer_error(struct query *q, uint16_t rcode)
 	if (dns_msg_parse(q->q, q->len, &m) < 0)
 		return;
 	buf_init(&out);
-	if (dns_response_error(&m, rcode, &out) == 0)
+	if (dns_response_error(&m, rcode, &out) >= 0)
 		q->reply(q->userdata, buf_data(&out), buf_len(&out));
 	buf_done(&out);
 	dns_msg_done(&m);

@@ -1,0 +1,256 @@
+"""The app's network inside podenv exec: outgoing traffic and DNS leave
+from the pod (the mini cluster's services answer only there), filters send
+chosen traffic to this host instead, and errors look like the pod's."""
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import run
+
+PY = "/usr/bin/python3"
+
+
+def podenv(build_dir):
+    return os.path.join(build_dir, "podenv")
+
+
+def sh(cluster, build_dir, script, config=None, tmp_path=None, timeout=90, flags=()):
+    args = [podenv(build_dir), "exec", "-t", f"pid/{cluster.pod_pid}", *flags]
+    if config is not None:
+        path = os.path.join(str(tmp_path), f"cfg-{secrets.token_hex(3)}.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        args += ["-f", path]
+    return subprocess.run(args + ["--", "sh", "-c", script], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=timeout, cwd="/tmp")
+
+
+def test_http_by_short_name_fqdn_and_static_busybox(cluster, build_dir):
+    r = sh(cluster, build_dir, "curl -s -m 10 http://api/short; echo; "
+           "curl -s -m 10 http://api.default.svc.cluster.local/fqdn; echo; "
+           # busybox-static (no libc to hook) resolving "api" itself. Its
+           # wget segfaults on this Debian build even natively, so nc speaks
+           # the HTTP.
+           "printf 'GET /static HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 10 api 80 | tail -1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["cluster-api /short", "cluster-api /fqdn",
+                                     "cluster-api /static"]
+
+
+def test_dns_records_from_the_cluster(cluster, build_dir):
+    r = sh(cluster, build_dir, "dig +short api.default.svc.cluster.local A; "
+           "dig +short api.default.svc.cluster.local AAAA; "
+           "dig +short _http._tcp.api.default.svc.cluster.local SRV; "
+           "nslookup db | tail -n +3; getent hosts echo")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "10.213.0.11\n" in out and "fd00:213::11\n" in out
+    assert "api.default.svc.cluster.local." in out and " 80 " in out  # SRV
+    assert "10.213.0.12" in out  # nslookup db, via search domains
+    assert "echo.default.svc.cluster.local" in out
+
+
+def test_truncated_answer_over_tcp(cluster, build_dir):
+    r = sh(cluster, build_dir, "dig +short many.default.svc.cluster.local | wc -l; "
+           "dig +notcp +ignore +short many.default.svc.cluster.local | wc -l")
+    assert r.returncode == 0, r.stderr
+    full, truncated = [int(x) for x in r.stdout.split()]
+    assert full == 100  # dig retried over TCP after a TC answer
+    assert truncated < 100
+
+
+def test_tcp_and_udp_echo(cluster, build_dir):
+    r = sh(cluster, build_dir, "echo tcp-hello | busybox nc -w 3 echo 7; "
+           f"{PY} -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+           "s.settimeout(5); s.sendto(b'udp-hello', ('echo', 7)); print(s.recv(100).decode())\"")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["tcp-hello", "udp-hello"]
+
+
+@pytest.mark.timeout(200)
+def test_64_mib_through_tcp_intact(cluster, build_dir):
+    script = (
+        "import hashlib, os, socket, threading\n"
+        "data = os.urandom(64 << 20)\n"
+        "s = socket.create_connection(('echo', 7))\n"
+        "def send():\n"
+        "    s.sendall(data); s.shutdown(socket.SHUT_WR)\n"
+        "t = threading.Thread(target=send); t.start()\n"
+        "h = hashlib.sha256(); n = 0\n"
+        "while True:\n"
+        "    b = s.recv(1 << 20)\n"
+        "    if not b: break\n"
+        "    h.update(b); n += len(b)\n"
+        "t.join()\n"
+        "print(n, h.hexdigest() == hashlib.sha256(data).hexdigest())\n")
+    r = sh(cluster, build_dir, f"{PY} -c \"{script}\"", timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(64 << 20), "True"]
+
+
+def test_200_concurrent_connections(cluster, build_dir):
+    script = (
+        "import asyncio\n"
+        "async def one(i):\n"
+        "    r, w = await asyncio.open_connection('echo', 7)\n"
+        "    msg = (f'conn-{i}-' * 100).encode()\n"
+        "    w.write(msg); await w.drain(); w.write_eof()\n"
+        "    got = await r.read()\n"
+        "    w.close()\n"
+        "    return got == msg\n"
+        "async def main():\n"
+        "    res = await asyncio.gather(*(one(i) for i in range(200)))\n"
+        "    print(sum(res))\n"
+        "asyncio.run(main())\n")
+    r = sh(cluster, build_dir, f"{PY} -c \"{script}\"")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "200"
+
+
+def test_closed_port_is_refused_quickly(cluster, build_dir):
+    t = time.monotonic()
+    r = sh(cluster, build_dir, "curl -s -m 20 http://echo:81/ ; echo rc=$?")
+    assert "rc=7" in r.stdout  # curl: couldn't connect (ECONNREFUSED)
+    assert time.monotonic() - t < 10
+
+
+def test_unreachable_address_fails_like_the_pod(cluster, build_dir):
+    # 10.213.0.99 is in the pod's subnet but nobody has it: the pod's kernel
+    # gives up after ARP fails (EHOSTUNREACH); the app sees the same.
+    r = sh(cluster, build_dir, f"{PY} -c \"import socket,errno\n"
+           "try:\n"
+           "    socket.create_connection(('10.213.0.99', 80), timeout=30)\n"
+           "except OSError as e:\n"
+           "    print(errno.errorcode.get(e.errno, e))\"", timeout=60)
+    assert r.stdout.strip() in ("EHOSTUNREACH", "timed out"), r.stdout + r.stderr
+
+
+def host_ip():
+    out = run(["ip", "-4", "-o", "addr", "show", "scope", "global"]).stdout.split()
+    for i, w in enumerate(out):
+        if w == "inet":
+            return out[i + 1].split("/")[0]
+    pytest.skip("this host has no global IPv4 address for a local server")
+
+
+@pytest.fixture
+def host_server():
+    """A TCP and a UDP echo on this host's own address (traffic stays on
+    the machine: it is delivered locally)."""
+    ip = host_ip()
+    tcp = socket.socket()
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind((ip, 0))
+    tcp.listen(16)
+    port = tcp.getsockname()[1]
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind((ip, port))
+    stop = threading.Event()
+
+    def serve_tcp():
+        tcp.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                c, _ = tcp.accept()
+            except OSError:
+                continue
+            c.sendall(b"host-side\n")
+            c.close()
+
+    def serve_udp():
+        udp.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                d, a = udp.recvfrom(100)
+            except OSError:
+                continue
+            udp.sendto(b"host-udp:" + d, a)
+
+    threads = [threading.Thread(target=serve_tcp), threading.Thread(target=serve_udp)]
+    for t in threads:
+        t.start()
+    yield ip, port
+    stop.set()
+    for t in threads:
+        t.join()
+    tcp.close()
+    udp.close()
+
+
+def tcp_read(ip, port):
+    return f"busybox nc -w 3 {ip} {port} </dev/null"
+
+
+def test_local_filter_by_subnet_and_port(cluster, build_dir, host_server, tmp_path):
+    ip, port = host_server
+    for entry in (f"{ip}/32", f"tcp://:{port}", f"{ip}:{port}"):
+        cfg = {"feature": {"network": {"outgoing": {"filter": {"local": [entry]}}}}}
+        r = sh(cluster, build_dir, tcp_read(ip, port) + "; echo x | busybox nc -w 3 echo 7",
+               config=cfg, tmp_path=tmp_path)
+        assert r.stdout.splitlines() == ["host-side", "x"], (entry, r.stdout, r.stderr)
+
+
+def test_remote_filter_is_the_inverse(cluster, build_dir, host_server, tmp_path):
+    ip, port = host_server
+    cfg = {"feature": {"network": {"outgoing": {"filter": {"remote": ["10.213.0.0/24"]}}}}}
+    r = sh(cluster, build_dir, tcp_read(ip, port) + "; echo y | busybox nc -w 3 10.213.0.13 7",
+           config=cfg, tmp_path=tmp_path)
+    assert r.stdout.splitlines() == ["host-side", "y"], r.stderr
+
+
+def test_tcp_false_and_udp_false(cluster, build_dir, host_server, tmp_path):
+    ip, port = host_server
+    cfg = {"feature": {"network": {"outgoing": {"tcp": False}}}}
+    r = sh(cluster, build_dir, tcp_read(ip, port), config=cfg, tmp_path=tmp_path)
+    assert r.stdout == "host-side\n", r.stderr
+    cfg = {"feature": {"network": {"outgoing": {"udp": False}}}}
+    r = sh(cluster, build_dir, f"{PY} -c \"import socket; s=socket.socket(2, 2); "
+           f"s.settimeout(5); s.sendto(b'u', ('{ip}', {port})); print(s.recv(100).decode())\"",
+           config=cfg, tmp_path=tmp_path)
+    assert r.stdout == "host-udp:u\n", r.stderr
+
+
+def test_dns_false_and_dns_filter_resolve_locally(cluster, build_dir, tmp_path):
+    # The host's resolvers do not know the cluster's names.
+    cfg = {"feature": {"network": {"dns": False}}}
+    r = sh(cluster, build_dir, "getent hosts api.default.svc.cluster.local; echo rc=$?",
+           config=cfg, tmp_path=tmp_path)
+    assert "10.213.0.11" not in r.stdout and "rc=2" in r.stdout
+    cfg = {"feature": {"network": {"dns": {"filter": {"local": ["api"]}}}}}
+    r = sh(cluster, build_dir, "getent hosts api; echo rc=$?; getent hosts db",
+           config=cfg, tmp_path=tmp_path)
+    assert "10.213.0.11" not in r.stdout and "fd00:213::11" not in r.stdout
+    assert "db.default.svc.cluster.local" in r.stdout
+
+
+def test_agent_dying_resets_connections(cluster, build_dir):
+    p = subprocess.Popen([podenv(build_dir), "exec", "-t", f"pid/{cluster.pod_pid}", "--", PY,
+                          "-c", "import socket, time\n"
+                          "s = socket.create_connection(('echo', 7))\n"
+                          "print('connected', flush=True)\n"
+                          "try:\n"
+                          "    while True:\n"
+                          "        s.sendall(b'x'); s.recv(1); time.sleep(0.05)\n"
+                          "except OSError as e:\n"
+                          "    print('error', e.errno, flush=True)\n"
+                          "time.sleep(5)\n"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/tmp")
+    try:
+        assert p.stdout.readline() == "connected\n"
+        agent = run(["pgrep", "-P", str(p.pid), "-f", "podenv-agent"]).stdout.split()
+        os.kill(int(agent[0]), signal.SIGKILL)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode != 0
+    assert "lost the agent" in err
+    assert "the agent was killed by signal 9" in err or "closed the connection" in err
