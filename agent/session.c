@@ -29,6 +29,7 @@
 #include "common/log.h"
 
 #define OUT_HIGH (8u << 20)
+#define HELLO_DEADLINE (10 * USEC_PER_SEC)
 #define READ_CHUNK (256u * 1024)
 
 struct agent_server {
@@ -184,6 +185,8 @@ void agent_session_close(struct agent_session *s, uint32_t code, const char *rea
 	agent_streams_free_all(s);
 	agent_dns_session_closed(s);
 	loop_source_free(s->io);
+	loop_source_free(s->hello_timer);
+	s->hello_timer = NULL;
 	s->io = NULL;
 	agent_tls_free(s->tls);
 	s->tls = NULL;
@@ -402,6 +405,8 @@ static int handshake(struct agent_session *s, const struct proto_frame *f)
 		return r;
 	}
 	s->authed = true;
+	loop_source_free(s->hello_timer);
+	s->hello_timer = NULL;
 	s->peer_window = first.hello.window;
 	proto_decoder_max_set(s->dec, PROTO_PAYLOAD_MAX);
 	log_info("session %" PRIu64 " from %s: %s", s->id, s->peer, first.hello.name);
@@ -484,6 +489,21 @@ static void session_read_tls(struct agent_session *s)
 		agent_session_close(s, PROTO_BYE_NORMAL, NULL);
 		return;
 	} while (session_reading(s) && agent_tls_pending(s->tls));
+}
+
+static int on_hello_timeout(struct loop_source *src, usec_t now, void *userdata)
+{
+	struct agent_session *s = userdata;
+	(void)now;
+
+	if (s->hello_timer == src && !s->authed) {
+		s->hello_timer = NULL;
+		loop_source_free(src);
+		log_info("session %" PRIu64 " from %s: no HELLO within 10 s, closing", s->id,
+			 s->peer);
+		agent_session_close(s, 0, NULL);
+	}
+	return 0;
 }
 
 static int on_session_io(struct loop_source *src, int fd, uint32_t events, void *userdata)
@@ -576,6 +596,10 @@ int agent_server_add_fd(struct agent_server *srv, int fd, bool exit_when_done)
 	r = loop_add_io(srv->loop, fd, EPOLLIN, on_session_io, s, &s->io);
 	if (r < 0)
 		goto fail;
+	/* docs/PROTOCOL.md §3.1: a connection that has not completed its
+	 * HELLO within 10 s is closed, so a stalled peer cannot hold a
+	 * session (and keep communication_timeout from firing). */
+	loop_add_timer(srv->loop, now_usec() + HELLO_DEADLINE, on_hello_timeout, s, &s->hello_timer);
 	s->next = srv->sessions;
 	if (srv->sessions)
 		srv->sessions->prev = s;

@@ -19,6 +19,7 @@ struct agent_session {
 	uint64_t id;
 	int fd;
 	struct loop_source *io;
+	struct loop_source *hello_timer; /* closes a session that never says HELLO */
 	struct agent_tls *tls; /* NULL: plain TCP or stdio */
 	struct proto_decoder *dec;
 	struct buf out;

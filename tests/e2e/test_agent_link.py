@@ -326,3 +326,12 @@ def test_sigterm_says_goodbye(build_dir, listening_agent):
     out, err = good.communicate(timeout=30)
     assert good.returncode != 0
     assert "agent terminated" in err
+
+
+@pytest.mark.timeout(60)
+def test_silent_client_is_dropped_after_10s(listening_agent):
+    s = socket.create_connection(("127.0.0.1", listening_agent["port"]), timeout=30)
+    t = time.monotonic()
+    assert s.recv(1) == b""  # closed by the agent, not by us
+    assert 9 <= time.monotonic() - t < 20
+    s.close()
