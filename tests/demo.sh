@@ -39,7 +39,9 @@ show "$BUILD/podenv" exec -t "pid/$POD_PID" -- sh -c "cat $DEMO_DIR/note.txt; ec
 echo "on the host: $(cat $DEMO_DIR/out.txt)"
 rm -rf "$DEMO_DIR"
 
-bold "Outgoing connections from the pod (agent link): the cluster's HTTP service"
-printf 'GET /demo HTTP/1.0\r\n\r\n' | "$BUILD/podenv" debug agent -t "pid/$POD_PID" "tcp $($CLUSTER status | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["services"]["api"]["ipv4"])') 80" | tail -1; echo
+bold "The network from the pod: its DNS (search domains) and its services"
+show "$BUILD/podenv" exec -t "pid/$POD_PID" -- sh -c \
+	'getent hosts db; curl -s http://api/hello-from-podenv; echo; grep -v "^#" /etc/resolv.conf'
+echo "(the host itself cannot reach these: the cluster's addresses exist only in its namespaces)"
 
 bold "Done: taking the cluster down"
