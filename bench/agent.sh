@@ -22,8 +22,10 @@ PORT=9000 # sink; echo on PORT+1
 
 T=$(mktemp -d /tmp/podenv-bench-agent.XXXXXX)
 SERVE_PID=
+HF_PID=
 cleanup() {
 	set +e
+	[ -n "$HF_PID" ] && kill "$HF_PID" 2>/dev/null && wait "$HF_PID" 2>/dev/null
 	[ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
 	tests/cluster/cluster down >/dev/null 2>&1
 	if [ "${KEEP:-0}" = 1 ]; then echo "raw data: $T"; else rm -rf "$T"; fi
@@ -65,7 +67,10 @@ for r in $(seq "$ROUNDS"); do
 	#    fixed cost (exec of cat on an empty file; agent spawn + handshake).
 	hyperfine -N --style none --warmup 2 --runs 10 --export-json "$T/read$r.json" \
 		"cat /proc/$P/root/data/big.bin" "cat /dev/null" \
-		"$DBG 'readall /data/big.bin'" "$DBG hostname" >"$T/hyperfine.log" 2>&1 || { cat "$T/hyperfine.log" >&2; exit 1; }
+		"$DBG 'readall /data/big.bin'" "$DBG hostname" >"$T/hyperfine.log" 2>&1 &
+	HF_PID=$! # in the background, so that a signal runs the clean-up at once
+	wait $HF_PID || { cat "$T/hyperfine.log" >&2; exit 1; }
+	HF_PID=
 	for i in 1 2 3; do
 		$DBG 'readall /data/big.bin' | field MBps | sed 's/^/readall_MBps /' >>"$T/values"
 	done

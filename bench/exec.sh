@@ -21,8 +21,10 @@ export PODENV_CLUSTER_OWNER=$$ # `cluster reap` takes it down if we die hard
 
 T=$(mktemp -d /tmp/podenv-bench-exec.XXXXXX)
 MOUNTS=() # unmounted in reverse order
+HF_PID=
 cleanup() {
 	set +e
+	[ -n "$HF_PID" ] && kill "$HF_PID" 2>/dev/null && wait "$HF_PID" 2>/dev/null
 	for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
 		m=${MOUNTS[i]}
 		mountpoint -q "$m" || continue
@@ -128,8 +130,11 @@ echo "# build $B, pod pid $P, sshd 127.0.0.1:$SSH_PORT, $ROUNDS rounds"
 hf() { # NAME ARGS...: one hyperfine call, JSON to $T/NAME
 	local name=$1
 	shift
-	hyperfine -N --style none --export-json "$T/$name.json" "$@" >"$T/hf.log" 2>&1 ||
-		{ cat "$T/hf.log" >&2; exit 1; }
+	# In the background, so that a signal runs the clean-up at once.
+	hyperfine -N --style none --export-json "$T/$name.json" "$@" >"$T/hf.log" 2>&1 &
+	HF_PID=$!
+	wait $HF_PID || { cat "$T/hf.log" >&2; exit 1; }
+	HF_PID=
 }
 
 FIND_USR="sh -c 'find /usr -xdev | wc -l'"
