@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "common/log.h"
@@ -461,14 +463,17 @@ void link_free(struct link *k)
 		close(k->fd);
 	proto_client_free(k->client);
 	if (k->agent_pid > 0) {
-		/* Closing the socket makes a --stdio agent exit; give it a moment. */
-		for (int i = 0; i < 100; i++) {
-			if (waitpid(k->agent_pid, NULL, WNOHANG) == k->agent_pid) {
-				k->agent_pid = 0;
-				break;
-			}
-			usleep(10000);
+		/* Closing the socket makes a --stdio agent exit; wait for that
+		 * (a pidfd wakes us the moment it does), at most a second. */
+		int pidfd = (int)syscall(SYS_pidfd_open, k->agent_pid, 0);
+		if (pidfd >= 0) {
+			struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+			while (poll(&pfd, 1, 1000) < 0 && errno == EINTR)
+				;
+			close(pidfd);
 		}
+		if (waitpid(k->agent_pid, NULL, WNOHANG) == k->agent_pid)
+			k->agent_pid = 0;
 		if (k->agent_pid > 0) {
 			kill(k->agent_pid, SIGKILL);
 			waitpid(k->agent_pid, NULL, 0);
