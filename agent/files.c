@@ -89,6 +89,44 @@ static uint32_t clamp_io(uint32_t count)
 	return MIN(count, PROTO_IO_MAX);
 }
 
+/* READ without copies: the data is read straight into the response frame
+ * (header, status 0, blob length, bytes), which the session then sends as
+ * it is. Returns false when the generic path must answer (an error). */
+static bool read_into_frame(struct agent_request *rq, int fd, uint64_t off, uint32_t count)
+{
+	struct buf *b = &rq->reply;
+	size_t start = proto_frame_begin(b, PROTO_READ, PROTO_F_RESPONSE, rq->msg.id);
+	size_t got = 0;
+	uint8_t *dst;
+
+	proto_put_u32(b, 0); /* status */
+	size_t lenpos = buf_len(b);
+	proto_put_u32(b, 0); /* blob length, patched below */
+	dst = buf_reserve(b, count ? count : 1);
+	while (got < count) {
+		ssize_t n = off == PROTO_OFF_CUR ? read(fd, dst + got, count - got)
+						 : pread(fd, dst + got, count - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			buf_truncate(b, start);
+			errno = e;
+			return false;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	buf_commit(b, got);
+	uint8_t *lp = buf_data(b) + lenpos;
+	lp[0] = (uint8_t)got;
+	lp[1] = (uint8_t)(got >> 8);
+	lp[2] = (uint8_t)(got >> 16);
+	lp[3] = (uint8_t)(got >> 24);
+	return proto_frame_end(b, start) == 0;
+}
+
 void agent_files_run(struct agent_request *rq)
 {
 	const struct proto_req *q = &rq->msg.req;
@@ -149,14 +187,18 @@ void agent_files_run(struct agent_request *rq)
 		p->data.data = data;
 		break;
 	}
-	case PROTO_READ:
+	case PROTO_READ: {
+		bool done;
 		if (q->offset == PROTO_OFF_CUR)
 			pthread_mutex_lock(&rq->handle->lock);
-		r = read_some(fd, q->offset, clamp_io(q->count), &data, &p->data.len, &p->eof);
+		done = read_into_frame(rq, fd, q->offset, clamp_io(q->count));
 		if (q->offset == PROTO_OFF_CUR)
 			pthread_mutex_unlock(&rq->handle->lock);
-		p->data.data = data;
+		if (done)
+			return;
+		r = -errno;
 		break;
+	}
 	case PROTO_WRITE: {
 		ssize_t n;
 		if (q->offset == PROTO_OFF_CUR)

@@ -240,7 +240,15 @@ static void request_done(struct agent_job *job)
 			map_put(&s->handles, rq->new_fh, handle_new(rq->new_fh, rq->new_fd));
 	}
 	if (!s->dead) {
-		buf_append(&s->out, buf_data(&rq->reply), buf_len(&rq->reply));
+		/* An idle session takes the reply buffer as it is (a 1 MiB READ
+		 * is not copied again); otherwise it queues behind. */
+		if (buf_len(&s->out) == 0) {
+			struct buf empty = s->out;
+			s->out = rq->reply;
+			rq->reply = empty;
+		} else {
+			buf_append(&s->out, buf_data(&rq->reply), buf_len(&rq->reply));
+		}
 		agent_session_kick(s);
 	}
 	handle_unref(rq->handle);

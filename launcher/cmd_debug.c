@@ -224,6 +224,51 @@ static void cat_read(struct dbg *d)
 		op_done(d);
 }
 
+/* readall: the size is known from OPEN_READ, so several READs are kept in
+ * flight (as the kernel's readahead does through FUSE); order does not
+ * matter, only the byte count. */
+#define READALL_DEPTH 4
+static struct {
+	uint64_t size, next;
+	int inflight;
+	bool failed;
+} ra;
+
+static void readall_more(struct dbg *d);
+
+static void on_readall(void *userdata, const struct proto_msg *m)
+{
+	struct dbg *d = userdata;
+
+	ra.inflight--;
+	if (m->status) {
+		if (!ra.failed)
+			fail(d, m->status, "read");
+		ra.failed = true;
+	} else {
+		d->count += m->rep.data.len;
+	}
+	readall_more(d);
+}
+
+static void readall_more(struct dbg *d)
+{
+	while (!ra.failed && ra.inflight < READALL_DEPTH && ra.next < ra.size) {
+		struct proto_msg m = { .type = PROTO_READ };
+		m.req.fh = d->fh;
+		m.req.offset = ra.next;
+		m.req.count = PROTO_IO_MAX;
+		if (proto_client_request(d->client, &m, on_readall, d) < 0) {
+			ra.failed = true;
+			break;
+		}
+		ra.next += PROTO_IO_MAX;
+		ra.inflight++;
+	}
+	if (ra.inflight == 0)
+		cat_release(d);
+}
+
 static void on_open_read(void *userdata, const struct proto_msg *m)
 {
 	struct dbg *d = userdata;
@@ -235,10 +280,17 @@ static void on_open_read(void *userdata, const struct proto_msg *m)
 	}
 	d->fh = m->rep.fh;
 	cat_output(d, &m->rep.data);
-	if (m->rep.eof)
+	if (m->rep.eof) {
 		cat_release(d);
-	else
+	} else if (!strcmp(d->w[0], "readall")) {
+		ra.size = m->rep.attr.size;
+		ra.next = m->rep.data.len;
+		ra.inflight = 0;
+		ra.failed = false;
+		readall_more(d);
+	} else {
 		cat_read(d);
+	}
 }
 
 /* --- ls: OPENDIR, READDIR until eof, RELEASE --------------------------------- */
