@@ -17,6 +17,9 @@ int cli_mount_main(int argc, char **argv);
 /* podenv debug agent OP...: protocol operations against an agent. */
 int cli_debug_main(int argc, char **argv);
 
+/* podenv explain ARG...: where files, names and connections go, and why. */
+int cli_explain_main(int argc, char **argv);
+
 /* The podenv-agent to run: $PODENV_AGENT, else next to podenv, else PATH. */
 const char *cli_agent_path(void);
 

@@ -10,6 +10,7 @@
 #include "launcher/cli.h"
 #include "launcher/env.h"
 #include "launcher/sandbox.h"
+#include "launcher/trace.h"
 #include "vfs/vfs.h"
 #include "vnet/vnet.h"
 
@@ -24,8 +25,57 @@ static void exec_usage(FILE *f, const char *name)
 	else
 		fprintf(f, "Usage: podenv exec [OPTIONS] [--] COMMAND [ARGS...]\n\n"
 			   "Runs COMMAND with the pod's files, environment and hostname.\n\n");
-	fprintf(f, "Options (the configuration flags of `mirrord exec`):\n%s",
+	fprintf(f, "Options (the configuration flags of `mirrord exec`):\n%s"
+		   "  --trace FILE   append each routing decision (files, connections, DNS) to\n"
+		   "                 FILE as JSON lines (see `podenv explain`)\n",
 		cfg_source_flags_help());
+}
+
+/* Takes `--trace FILE` (or --trace=FILE) out of the options before the
+ * command, so the config flags parse as usual. A config flag's value is
+ * skipped as the config parser would (cfg_source_flag_parse on a scratch
+ * source), so "-t --trace" stays a target. Returns a new argv (the
+ * strings borrowed; caller frees the array), its length in *ret_argc, and
+ * the file in *trace (borrowed, or left as is); NULL with a message when
+ * --trace has no value. */
+static char **take_trace_flag(int argc, char **argv, int *ret_argc, const char **trace)
+{
+	char **av = xcalloc((size_t)argc + 1, sizeof(char *));
+	struct cfg_source scratch = { 0 };
+	struct err e;
+	int i = 1, n = 0;
+
+	av[n++] = argv[0];
+	while (i < argc) {
+		if (!strcmp(argv[i], "--trace")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "podenv: %s: --trace needs a FILE\n", argv[0]);
+				free(av);
+				cfg_source_done(&scratch);
+				return NULL;
+			}
+			*trace = argv[i + 1];
+			i += 2;
+			continue;
+		}
+		if (!strncmp(argv[i], "--trace=", 8)) {
+			*trace = argv[i] + 8;
+			i++;
+			continue;
+		}
+		int j = i;
+		if (strcmp(argv[i], "--") != 0 && cfg_source_flag_parse(&scratch, argc, argv, &j, &e) > 0) {
+			while (i < j)
+				av[n++] = argv[i++];
+			continue;
+		}
+		/* "--", the command, or something the real parse will report */
+		while (i < argc)
+			av[n++] = argv[i++];
+	}
+	cfg_source_done(&scratch);
+	*ret_argc = n;
+	return av;
 }
 
 /* Builds the app's environment: the pod's, filtered by feature.env, over
@@ -84,8 +134,11 @@ int cli_exec_main(int argc, char **argv)
 	bool shell = !strcmp(argv[0], "shell");
 	struct cfg *cfg = NULL;
 	struct session *s = NULL;
+	struct trace *trace = NULL;
+	const char *trace_path = NULL;
 	char **env = NULL;
 	_cleanup_free_ char *rcfile = NULL;
+	_cleanup_free_ char **av = NULL;
 	struct err e;
 	int idx = 1, r;
 
@@ -94,6 +147,10 @@ int cli_exec_main(int argc, char **argv)
 		exec_usage(stdout, argv[0]);
 		return 0;
 	}
+	av = take_trace_flag(argc, argv, &argc, &trace_path);
+	if (!av)
+		return 2;
+	argv = av;
 	r = session_load_config(argc, argv, &idx, !shell, &cfg, &e);
 	if (r < 0) {
 		fprintf(stderr, "podenv: %s\n", e.msg);
@@ -109,6 +166,12 @@ int cli_exec_main(int argc, char **argv)
 		cfg_free(cfg);
 		return 2;
 	}
+	r = trace_path ? trace_open(trace_path, &trace, &e) : 0;
+	if (r < 0) {
+		fprintf(stderr, "podenv: %s\n", e.msg);
+		cfg_free(cfg);
+		return 2;
+	}
 	r = vfs_fuse_check(&e);
 	const struct cfg_network *nw = &cfg->feature.network;
 	if (r >= 0 && (nw->outgoing.tcp || nw->outgoing.udp || nw->dns.enabled))
@@ -118,14 +181,17 @@ int cli_exec_main(int argc, char **argv)
 	if (r < 0) {
 		fprintf(stderr, "podenv: %s\n", e.msg);
 		cfg_free(cfg);
+		trace_free(trace);
 		return 1;
 	}
+	s->trace = trace;
 	r = session_fetch_context(s, &e);
 	if (r >= 0)
 		r = build_env(s, &env, &e);
 	if (r < 0) {
 		fprintf(stderr, "podenv: %s\n", e.msg);
 		session_free(s);
+		trace_free(trace);
 		return 1;
 	}
 	if (shell) {
@@ -154,6 +220,7 @@ int cli_exec_main(int argc, char **argv)
 		fprintf(stderr, "podenv: %s\n", e.msg);
 	sandbox_env_free(env);
 	session_free(s);
+	trace_free(trace);
 	return r < 0 ? 1 : r;
 }
 

@@ -20,6 +20,7 @@ static const struct cli_command commands[] = {
 	{ "exec", cli_exec_main, "run a command in the pod's environment" },
 	{ "shell", cli_exec_main, "start an interactive shell in the pod's environment" },
 	{ "mount", cli_mount_main, "mount the pod's root filesystem at a directory" },
+	{ "explain", cli_explain_main, "say where files, names and connections go, and which rule decides" },
 	{ "config", cli_config_main, "check a configuration file, or print its JSON schema" },
 	{ "debug", cli_debug_main, "diagnostics: `podenv debug agent` talks to an agent" },
 	{ "help", NULL, "show help for podenv or one of its commands" },

@@ -15,6 +15,7 @@
 #include "common/map.h"
 #include "dns/dns.h"
 #include "launcher/net.h"
+#include "launcher/trace.h"
 #include "vnet/vnet.h"
 
 /* One address a name resolved to (the outgoing filter matches names by
@@ -26,14 +27,18 @@ struct name_addr {
 	struct name_addr *next; /* same hash */
 };
 
+struct net_names {
+	struct map map; /* hash(family, addr) -> chain */
+	size_t n;
+	char **search; /* the pod's search domains */
+};
+
 struct net {
 	struct session *s;
 	int fds[NET_NFDS];
 	struct vnet_relay *relay;
 	struct dns_server *dns;
-	struct map names; /* hash(family, addr) -> chain */
-	size_t nnames;
-	char **search;	  /* the pod's search domains */
+	struct net_names names;
 };
 
 /* --- the namespace side (child) --------------------------------------------------- */
@@ -121,26 +126,26 @@ static uint64_t addr_hash(uint8_t family, const struct vnet_addr *a)
 	return h ? h : 1;
 }
 
-static void names_add(struct net *n, uint8_t family, const void *addr, const char *name)
+static void names_add(struct net_names *nm, uint8_t family, const void *addr, const char *name)
 {
 	struct vnet_addr a = { 0 };
 	uint64_t h;
 
 	memcpy(a.b, addr, family == 4 ? 4 : 16);
 	h = addr_hash(family, &a);
-	for (struct name_addr *e = map_get(&n->names, h); e; e = e->next)
+	for (struct name_addr *e = map_get(&nm->map, h); e; e = e->next)
 		if (e->family == family && !memcmp(&e->addr, &a, sizeof(a)) &&
 		    !strcasecmp(e->name, name))
 			return;
-	if (n->nnames > 65536)
+	if (nm->n > 65536)
 		return; /* bounded: the oldest answers stay */
 	struct name_addr *e = xcalloc(1, sizeof(*e));
 	e->addr = a;
 	e->family = family;
 	e->name = xstrdup(name);
-	e->next = map_get(&n->names, h);
-	map_put(&n->names, h, e);
-	n->nnames++;
+	e->next = map_get(&nm->map, h);
+	map_put(&nm->map, h, e);
+	nm->n++;
 }
 
 /* Every name an answer gave for each address: the question's name and
@@ -154,16 +159,16 @@ static void on_resolved(void *userdata, const struct dns_msg *m)
 	for (uint16_t i = 0; i < m->ancount; i++) {
 		const struct dns_rr *rr = &m->an[i];
 		if (rr->kind == DNS_RDATA_A)
-			names_add(n, 4, rr->u.a, m->qd[0].name);
+			names_add(&n->names, 4, rr->u.a, m->qd[0].name);
 		else if (rr->kind == DNS_RDATA_AAAA)
-			names_add(n, 6, rr->u.aaaa, m->qd[0].name);
+			names_add(&n->names, 6, rr->u.aaaa, m->qd[0].name);
 	}
 }
 
 /* Does name (an FQDN the resolver asked) mean entry name `want`: the same,
  * or want expanded by one of the pod's search domains (the app asked for
  * "api", its resolver asked for "api.default.svc.cluster.local"). */
-static bool name_matches(const struct net *n, const char *name, const char *want)
+static bool name_matches(const struct net_names *nm, const char *name, const char *want)
 {
 	size_t wl = strlen(want), nl = strlen(name);
 
@@ -173,73 +178,185 @@ static bool name_matches(const struct net *n, const char *name, const char *want
 		return true;
 	if (nl <= wl + 1 || strncasecmp(name, want, wl) != 0 || name[wl] != '.')
 		return false;
-	for (char **d = n->search; d && *d; d++)
+	for (char **d = nm ? nm->search : NULL; d && *d; d++)
 		if (strlen(*d) == nl - wl - 1 && !strncasecmp(name + wl + 1, *d, nl - wl - 1))
 			return true;
 	return false;
 }
 
-static bool dest_has_name(struct net *n, const struct vnet_tuple *t, const char *want)
+/* Does the destination carry name `want`: in a session, did a DNS answer
+ * give its address for that name; in explain, is it that name. */
+static bool dest_has_name(const struct net_names *nm, const struct net_dest *d, const char *want)
 {
-	for (struct name_addr *e = map_get(&n->names, addr_hash(t->family, &t->dst)); e; e = e->next)
-		if (e->family == t->family && !memcmp(&e->addr, &t->dst, sizeof(e->addr)) &&
-		    name_matches(n, e->name, want))
+	struct vnet_addr a = { 0 };
+	uint8_t family = d->family == AF_INET ? 4 : 6;
+
+	if (d->name)
+		return name_matches(nm, d->name, want);
+	if (!nm || !d->family)
+		return false;
+	memcpy(a.b, d->addr, family == 4 ? 4 : 16);
+	for (struct name_addr *e = map_get(&nm->map, addr_hash(family, &a)); e; e = e->next)
+		if (e->family == family && !memcmp(&e->addr, &a, sizeof(a)) &&
+		    name_matches(nm, e->name, want))
 			return true;
 	return false;
 }
 
 /* --- decisions ----------------------------------------------------------------------- */
 
-static bool entry_matches(struct net *n, const struct cfg_net_entry *e, const struct vnet_tuple *t)
+/* 1: matches, 0: does not, -1: cannot tell without resolving (explain). */
+static int entry_matches(const struct net_names *nm, const struct cfg_net_entry *e,
+			 const struct net_dest *d)
 {
-	enum cfg_proto proto = t->proto == IPPROTO_TCP ? CFG_PROTO_TCP : CFG_PROTO_UDP;
+	enum cfg_proto proto = d->proto == IPPROTO_TCP ? CFG_PROTO_TCP : CFG_PROTO_UDP;
 
 	if (e->kind == CFG_ADDR_NAME) {
 		if (e->proto != CFG_PROTO_ANY && e->proto != proto)
-			return false;
-		if (e->port && e->port != t->dport)
-			return false;
-		return dest_has_name(n, t, e->name);
+			return 0;
+		if (e->port && e->port != d->port)
+			return 0;
+		if (!d->name && !nm && d->family)
+			return -1; /* explain, an address: only DNS answers could tell */
+		return dest_has_name(nm, d, e->name);
 	}
-	return cfg_net_entry_match(e, proto, t->family == 4 ? AF_INET : AF_INET6, t->dst.b,
-				   t->dport);
+	if (!d->family) {
+		/* explain, a name: an address entry matches by what it resolves to */
+		if (e->kind == CFG_ADDR_ANY)
+			return cfg_net_entry_match(e, proto, AF_INET, d->addr, d->port);
+		return (e->proto == CFG_PROTO_ANY || e->proto == proto) &&
+				       (!e->port || e->port == d->port)
+			       ? -1
+			       : 0;
+	}
+	return cfg_net_entry_match(e, proto, d->family, d->addr, d->port);
 }
 
+static void filter_decide(const struct cfg_net_filter *f, const struct net_names *nm,
+			  const struct net_dest *d, const char *dns_name, struct net_decision *ret)
+{
+	ret->side = f->side;
+	if (f->side == CFG_FILTER_NONE) {
+		ret->rule = NET_RULE_NO_FILTER;
+		ret->remote = true;
+		return;
+	}
+	for (size_t i = 0; i < f->n; i++) {
+		const struct cfg_net_entry *e = &f->v[i];
+		int m;
+		if (dns_name) /* the DNS filter: only its name entries decide */
+			m = e->kind == CFG_ADDR_NAME && name_matches(nm, dns_name, e->name);
+		else
+			m = entry_matches(nm, e, d);
+		if (m < 0)
+			ret->unchecked++;
+		if (m > 0) {
+			ret->rule = NET_RULE_ENTRY;
+			ret->index = (int)i;
+			ret->entry = e;
+			ret->remote = f->side == CFG_FILTER_REMOTE;
+			return;
+		}
+	}
+	ret->rule = NET_RULE_NO_MATCH;
+	ret->remote = f->side == CFG_FILTER_LOCAL;
+}
+
+void net_flow_decide(const struct cfg_outgoing *o, const struct net_names *names,
+		     const struct net_dest *d, struct net_decision *ret)
+{
+	*ret = (struct net_decision){ .proto = d->proto, .index = -1, .dest_name = d->name };
+	if ((d->proto == IPPROTO_TCP && !o->tcp) || (d->proto == IPPROTO_UDP && !o->udp)) {
+		ret->rule = NET_RULE_OFF;
+		return;
+	}
+	filter_decide(&o->filter, names, d, NULL, ret);
+}
+
+void net_dns_decide(const struct cfg_dns *dns, const struct net_names *names, const char *name,
+		    struct net_decision *ret)
+{
+	*ret = (struct net_decision){ .dns = true, .index = -1, .dest_name = name };
+	if (!dns->enabled) {
+		ret->rule = NET_RULE_OFF;
+		return;
+	}
+	filter_decide(&dns->filter, names, NULL, name, ret);
+}
+
+const char *net_verdict_name(const struct net_decision *d)
+{
+	return d->remote ? "remote" : "local";
+}
+
+int net_decision_format(const struct net_decision *d, char *buf, size_t size)
+{
+	const char *field = d->dns ? "feature.network.dns" : "feature.network.outgoing";
+	const char *side = d->side == CFG_FILTER_LOCAL ? "local" : "remote";
+	const struct cfg_net_entry *e = d->entry;
+	_cleanup_free_ char *s = NULL;
+	struct buf b;
+
+	buf_init(&b);
+	switch (d->rule) {
+	case NET_RULE_OFF:
+		buf_printf(&b, "%s.%s: false", field,
+			   d->dns ? "enabled" : d->proto == IPPROTO_TCP ? "tcp" : "udp");
+		break;
+	case NET_RULE_NO_FILTER:
+		buf_printf(&b, "%s: no filter: everything remote", field);
+		break;
+	case NET_RULE_ENTRY:
+		buf_printf(&b, "%s.filter.%s[%d] \"%s\"", field, side, d->index, e->text);
+		if (e->kind == CFG_ADDR_NAME && !d->dns)
+			buf_printf(&b,
+				   d->dest_name ? " (would match connections to the addresses %s "
+						  "resolves to)"
+						: " (an address the app's DNS answers gave for %s)",
+				   e->name);
+		break;
+	case NET_RULE_NO_MATCH:
+		buf_printf(&b, "%s.filter.%s: no entry matches", field, side);
+		if (d->unchecked)
+			buf_printf(&b,
+				   d->dest_name
+					   ? " (%zu address entr%s would be checked against the "
+					     "addresses %s resolves to)"
+					   : " (%zu name entr%s would match if a name the app resolved "
+					     "gave this address%s)",
+				   d->unchecked, d->unchecked == 1 ? "y" : "ies",
+				   d->dest_name ? d->dest_name : "");
+		break;
+	}
+	s = buf_steal(&b, NULL);
+	return snprintf(buf, size, "%s", s);
+}
+
+/* The relay's route callback. */
 static int route(void *userdata, const struct vnet_tuple *t)
 {
 	struct net *n = userdata;
-	const struct cfg_outgoing *o = &n->s->cfg->feature.network.outgoing;
-	bool match = false;
+	struct net_dest d = { .proto = t->proto, .port = t->dport };
+	struct net_decision dec;
 
-	if ((t->proto == IPPROTO_TCP && !o->tcp) || (t->proto == IPPROTO_UDP && !o->udp))
-		return VNET_ROUTE_LOCAL;
-	if (o->filter.side == CFG_FILTER_NONE)
-		return VNET_ROUTE_REMOTE;
-	for (size_t i = 0; i < o->filter.n && !match; i++)
-		match = entry_matches(n, &o->filter.v[i], t);
-	if (o->filter.side == CFG_FILTER_LOCAL)
-		return match ? VNET_ROUTE_LOCAL : VNET_ROUTE_REMOTE;
-	return match ? VNET_ROUTE_REMOTE : VNET_ROUTE_LOCAL;
+	d.family = t->family == 4 ? AF_INET : AF_INET6;
+	memcpy(d.addr, t->dst.b, t->family == 4 ? 4 : 16);
+	net_flow_decide(&n->s->cfg->feature.network.outgoing, &n->names, &d, &dec);
+	if (n->s->trace)
+		trace_flow(n->s->trace, &d, &dec);
+	return dec.remote ? VNET_ROUTE_REMOTE : VNET_ROUTE_LOCAL;
 }
 
+/* The DNS server's callback. */
 static bool resolve_local(void *userdata, const char *name)
 {
 	struct net *n = userdata;
-	const struct cfg_dns *d = &n->s->cfg->feature.network.dns;
-	bool match = false;
+	struct net_decision dec;
 
-	if (!d->enabled)
-		return true;
-	if (d->filter.side == CFG_FILTER_NONE)
-		return false;
-	for (size_t i = 0; i < d->filter.n && !match; i++) {
-		const struct cfg_net_entry *e = &d->filter.v[i];
-		if (e->kind == CFG_ADDR_NAME)
-			match = name_matches(n, name, e->name);
-	}
-	if (d->filter.side == CFG_FILTER_LOCAL)
-		return match;
-	return !match;
+	net_dns_decide(&n->s->cfg->feature.network.dns, &n->names, name, &dec);
+	if (n->s->trace)
+		trace_dns(n->s->trace, name, &dec);
+	return !dec.remote;
 }
 
 struct udp_answer {
@@ -330,7 +447,7 @@ int net_start(struct session *s, int fds[NET_NFDS], struct net **ret, struct err
 
 	n->s = s;
 	memcpy(n->fds, fds, sizeof(n->fds));
-	n->search = search_domains(s->resolv_conf);
+	n->names.search = search_domains(s->resolv_conf);
 	struct dns_server_cfg dc = {
 		.loop = s->loop,
 		.client = s->client,
@@ -377,18 +494,30 @@ void net_free(struct net *n)
 	vnet_relay_free(n->relay);
 	n->relay = NULL;
 	dns_server_free(n->dns);
+	/* The last close of a TUN fd tears the device down and waits for RCU
+	 * grace periods (~20 ms): leave that to a short-lived child, so the
+	 * user's command does not wait for it. */
+	if (n->fds[NET_FD_TUN] >= 0) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			/* Keep only the TUN fd; the parent's copy goes first. */
+			close_range(3, (unsigned)n->fds[NET_FD_TUN] - 1, 0);
+			close_range((unsigned)n->fds[NET_FD_TUN] + 1, ~0U, 0);
+			_exit(0);
+		}
+	}
 	for (int i = 0; i < NET_NFDS; i++)
 		if (n->fds[i] >= 0)
 			close(n->fds[i]);
-	for (size_t pos = 0; map_next(&n->names, &pos, &k, &v);)
+	for (size_t pos = 0; map_next(&n->names.map, &pos, &k, &v);)
 		for (struct name_addr *e = v, *nx; e; e = nx) {
 			nx = e->next;
 			free(e->name);
 			free(e);
 		}
-	map_done(&n->names);
-	for (char **d = n->search; d && *d; d++)
+	map_done(&n->names.map);
+	for (char **d = n->names.search; d && *d; d++)
 		free(*d);
-	free(n->search);
+	free(n->names.search);
 	free(n);
 }

@@ -31,6 +31,7 @@
 #include "common/log.h"
 #include "launcher/net.h"
 #include "launcher/sandbox.h"
+#include "launcher/trace.h"
 #include "vfs/vfs.h"
 
 #define PODENV_ROOT_DIR "/run/podenv/root"
@@ -420,6 +421,18 @@ static int enter_user_namespace(struct err *reterr)
 	return 0;
 }
 
+void sandbox_router_env(const struct cfg *cfg, const char *cwd, const char *program,
+			struct vfs_router_env *ret)
+{
+	*ret = (struct vfs_router_env){
+		.home = getenv("HOME"),
+		.cwd = cwd,
+		.tmpdir = getenv("TMPDIR"),
+		.program = program,
+		.targetless = cfg->target.kind == CFG_TARGET_NONE,
+	};
+}
+
 static int mount_views(struct sandbox *sb, struct err *reterr)
 {
 	struct session *s = sb->s;
@@ -452,14 +465,8 @@ static int mount_views(struct sandbox *sb, struct err *reterr)
 	}
 
 	_cleanup_free_ char *program = resolve_program(sb->o->argv[0], sb->o->env);
-	const char *home = getenv("HOME");
-	struct vfs_router_env renv = {
-		.home = home,
-		.cwd = getcwd(sb->cwd, sizeof(sb->cwd)),
-		.tmpdir = getenv("TMPDIR"),
-		.program = program,
-		.targetless = s->cfg->target.kind == CFG_TARGET_NONE,
-	};
+	struct vfs_router_env renv;
+	sandbox_router_env(s->cfg, getcwd(sb->cwd, sizeof(sb->cwd)), program, &renv);
 	r = vfs_router_new(s->cfg, &renv, &sb->router, reterr);
 	if (r < 0)
 		return r;
@@ -496,6 +503,8 @@ static int mount_views(struct sandbox *sb, struct err *reterr)
 		.local_anchors = anchors,
 		.overrides = overrides,
 		.allow_other = geteuid() == 0,
+		.trace = s->trace ? trace_file : NULL,
+		.trace_userdata = s->trace,
 	};
 	snprintf(p, sizeof(p), "%s/root", sb->dir);
 	mo.mountpoint = p;
@@ -508,6 +517,7 @@ static int mount_views(struct sandbox *sb, struct err *reterr)
 	mo.synthetic_dirs = NULL;
 	mo.local_anchors = NULL; /* (pointed into g, freed above) */
 	mo.overrides = NULL;
+	mo.trace = NULL;
 	mo.read_only = vfs_router_mode(sb->router) != CFG_FS_WRITE;
 	return vfs_mount_new(&mo, &sb->pod_mount, reterr);
 }

@@ -18,6 +18,7 @@ struct session {
 	char **remote_env;	     /* the target's environment */
 	char hostname[256];	     /* the target's hostname */
 	char *resolv_conf;	     /* the target's /etc/resolv.conf ("" if none) */
+	struct trace *trace;	     /* --trace, or NULL; borrowed */
 	bool lost;
 	char lost_reason[ERR_MSG_MAX];
 	/* Called when the link is lost (after lost/lost_reason are set). */

@@ -77,6 +77,8 @@ struct vfs_mount {
 	 * caches one inode per name, so these are never cached (attribute and
 	 * entry timeouts 0, direct I/O). Keyed by path hash. */
 	struct map mixed;
+	vfs_trace_fn trace;
+	void *trace_userdata;
 };
 
 /* --- nodes ----------------------------------------------------------------- */
@@ -266,6 +268,9 @@ static int route(struct vfs_mount *m, fuse_req_t req, const char *path, unsigned
 	}
 	if (caller_skipped(m, req)) {
 		r = vfs_route(m->router, path, flags, d);
+		if (r == 0 && m->trace)
+			m->trace(m->trace_userdata, path, flags, d, VFS_LOCAL,
+				 d->verdict != VFS_LOCAL ? "skip_processes" : NULL);
 		if (r == 0 && d->verdict != VFS_LOCAL)
 			map_put(&m->mixed, path_hash(path), (void *)1);
 		d->verdict = VFS_LOCAL;
@@ -277,7 +282,12 @@ static int route(struct vfs_mount *m, fuse_req_t req, const char *path, unsigned
 		/* The kernel walks a path one component at a time: the
 		 * directories above the working directory and the program (both
 		 * local) must be there to reach them, whatever their own route. */
-		if (d->verdict != VFS_LOCAL && !(flags & VFS_ROUTE_WRITE) && is_anchor_or_ancestor(m, path)) {
+		bool anchored = d->verdict != VFS_LOCAL && !(flags & VFS_ROUTE_WRITE) &&
+				is_anchor_or_ancestor(m, path);
+		if (m->trace)
+			m->trace(m->trace_userdata, path, flags, d, anchored ? VFS_LOCAL : d->verdict,
+				 anchored ? "traversal anchor" : NULL);
+		if (anchored) {
 			d->verdict = VFS_LOCAL;
 			snprintf(d->path, sizeof(d->path), "%s", path);
 		}
@@ -1556,6 +1566,15 @@ static void dir_finish(struct dir_build *b)
 		free(b->remote_list.e[i].name);
 	free(b->remote_list.e);
 
+	/* A listing that is all the pod's: let the kernel keep it across
+	 * opens (find, ls -R twice); it drops it when the directory's
+	 * attributes change, which it checks every ATTR_TIMEOUT. Listings
+	 * with a local side are rebuilt each time (local changes are not
+	 * seen through attributes of the merged directory). */
+	if (b->remote_ok && local.n == 0 && !is_mixed(m, b->path)) {
+		b->fi.cache_readdir = 1;
+		b->fi.keep_cache = 1;
+	}
 	b->fi.fh = (uint64_t)(uintptr_t)out;
 	if (fuse_reply_open(b->req, &b->fi) != 0)
 		dir_free(out);
@@ -1817,6 +1836,8 @@ int vfs_mount_new(const struct vfs_mount_opts *o, struct vfs_mount **ret, struct
 	m->client = o->client;
 	m->router = o->router;
 	m->read_only = o->read_only;
+	m->trace = o->trace;
+	m->trace_userdata = o->trace_userdata;
 	m->next_ino = FUSE_ROOT_ID + 1;
 	m->mountpoint = xstrdup(o->mountpoint);
 	m->private_prefix = xstrdup(o->private_prefix ? o->private_prefix : o->mountpoint);

@@ -227,6 +227,15 @@ struct vfs_file_override {
 	const char *content;
 };
 
+/* Sees every routing decision of a routed view (`podenv exec --trace`): d is
+ * the router's decision for path and flags (borrowed, valid during the
+ * call); final is the verdict served, override says why it differs from
+ * d's ("skip_processes", "traversal anchor"), NULL when it does not.
+ * Called on the loop thread, once per routing (cached decisions too). */
+typedef void (*vfs_trace_fn)(void *userdata, const char *path, unsigned flags,
+			     const struct vfs_decision *d, enum vfs_verdict final,
+			     const char *override);
+
 struct vfs_mount_opts {
 	struct loop *loop;
 	struct proto_client *client;	 /* borrowed; outlives the mount */
@@ -252,6 +261,8 @@ struct vfs_mount_opts {
 	const struct vfs_file_override *overrides;
 	bool read_only;
 	bool allow_other; /* other users may use the mount (needs root) */
+	vfs_trace_fn trace; /* NULL: none; routed views only */
+	void *trace_userdata;
 };
 
 struct vfs_mount;
