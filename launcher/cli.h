@@ -20,6 +20,9 @@ int cli_debug_main(int argc, char **argv);
 /* podenv explain ARG...: where files, names and connections go, and why. */
 int cli_explain_main(int argc, char **argv);
 
+/* podenv doctor [-t TARGET]: checks what this machine needs. */
+int cli_doctor_main(int argc, char **argv);
+
 /* The podenv-agent to run: $PODENV_AGENT, else next to podenv, else PATH. */
 const char *cli_agent_path(void);
 

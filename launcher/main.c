@@ -21,6 +21,7 @@ static const struct cli_command commands[] = {
 	{ "shell", cli_exec_main, "start an interactive shell in the pod's environment" },
 	{ "mount", cli_mount_main, "mount the pod's root filesystem at a directory" },
 	{ "explain", cli_explain_main, "say where files, names and connections go, and which rule decides" },
+	{ "doctor", cli_doctor_main, "check that this machine has what podenv needs" },
 	{ "config", cli_config_main, "check a configuration file, or print its JSON schema" },
 	{ "debug", cli_debug_main, "diagnostics: `podenv debug agent` talks to an agent" },
 	{ "help", NULL, "show help for podenv or one of its commands" },
