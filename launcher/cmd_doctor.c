@@ -46,7 +46,8 @@ static void report(struct doctor *d, bool ok, bool required, const char *label, 
 		printf("\u2713 %s: %s\n", label, detail);
 		return;
 	}
-	printf("\u2717 %s: %s%s \u2014 fix: %s\n", label, detail, required ? "" : " (optional)", fix);
+	printf("\u2717 %s: %s%s \u2014 fix: %s\n", label, detail, required ? "" : " (optional)",
+	       fix);
 	if (required)
 		d->failed++;
 	else
@@ -83,7 +84,8 @@ static void check_kernel(struct doctor *d)
 
 	uname(&u);
 	sscanf(u.release, "%u.%u", &major, &minor);
-	bool ok = major > KERNEL_MIN_MAJOR || (major == KERNEL_MIN_MAJOR && minor >= KERNEL_MIN_MINOR);
+	bool ok = major > KERNEL_MIN_MAJOR ||
+		  (major == KERNEL_MIN_MAJOR && minor >= KERNEL_MIN_MINOR);
 	snprintf(detail, sizeof(detail), "Linux %s (%d.%d or later needed)", u.release,
 		 KERNEL_MIN_MAJOR, KERNEL_MIN_MINOR);
 	report(d, ok, true, "kernel", detail, "run podenv on a newer kernel");
@@ -180,8 +182,8 @@ static void check_userns(struct doctor *d)
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 	bool works = pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-	snprintf(detail, sizeof(detail), "max_user_namespaces %ld, creating one as uid %u %s%s", max,
-		 (unsigned)getuid(), works ? "works" : "fails",
+	snprintf(detail, sizeof(detail), "max_user_namespaces %ld, creating one as uid %u %s%s",
+		 max, (unsigned)getuid(), works ? "works" : "fails",
 		 geteuid() == 0 ? " (root does not need them)" : "");
 	report(d, works && max > 0, geteuid() != 0, "user namespaces", detail,
 	       "allow unprivileged user namespaces (sysctl user.max_user_namespaces=15000; on "
@@ -196,7 +198,8 @@ static void check_seccomp(struct doctor *d)
 	report(d, ok, false, "seccomp user notification",
 	       ok ? "user_notif in /proc/sys/kernel/seccomp/actions_avail"
 		  : "no user_notif in /proc/sys/kernel/seccomp/actions_avail",
-	       "use a kernel with CONFIG_SECCOMP_FILTER, 5.0 or later (this build does not use it yet)");
+	       "use a kernel with CONFIG_SECCOMP_FILTER, 5.0 or later (this build does not use it "
+	       "yet)");
 }
 
 static void check_openat2(struct doctor *d)
@@ -244,7 +247,7 @@ static int agent_version(const char *agent, char *out, size_t size)
 	bool eof = false;
 	while (!eof && (size_t)n < size - 1) {
 		usec_t now = now_usec();
-		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+		struct pollfd pfd = {.fd = p[0], .events = POLLIN};
 		if (now >= deadline || poll(&pfd, 1, (int)((deadline - now) / 1000) + 1) <= 0)
 			break;
 		ssize_t k = read(p[0], out + n, size - 1 - (size_t)n);
@@ -291,7 +294,8 @@ static void check_target(struct doctor *d, const struct cfg *cfg)
 
 	snprintf(label, sizeof(label), "target %s", name);
 	if (cfg->target.kind != CFG_TARGET_PID) {
-		report(d, false, true, label, "Kubernetes targets are not supported by this build yet",
+		report(d, false, true, label,
+		       "Kubernetes targets are not supported by this build yet",
 		       "use a local process (-t pid/PID) or connect_tcp");
 		return;
 	}
@@ -322,7 +326,7 @@ static void check_target(struct doctor *d, const struct cfg *cfg)
 
 int cli_doctor_main(int argc, char **argv)
 {
-	struct doctor d = { 0 };
+	struct doctor d = {0};
 	struct cfg *cfg = NULL;
 	struct err e;
 	int idx = 1;
@@ -331,14 +335,17 @@ int cli_doctor_main(int argc, char **argv)
 	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 		printf("Usage: podenv doctor [OPTIONS]\n\n"
 		       "Checks what podenv needs on this machine (kernel, FUSE, TUN, user\n"
-		       "namespaces, seccomp, openat2, the agent, and the target when one is given),\n"
-		       "one line per check with its fix. Exits 1 when something required is missing.\n\n"
+		       "namespaces, seccomp, openat2, the agent, and the target when one is "
+		       "given),\n"
+		       "one line per check with its fix. Exits 1 when something required is "
+		       "missing.\n\n"
 		       "Options (the configuration flags of `mirrord exec`):\n%s",
 		       cfg_source_flags_help());
 		return 0;
 	}
 	if (session_load_config(argc, argv, &idx, false, &cfg, &e) < 0) {
-		report(&d, false, true, "configuration", e.msg, "fix the configuration file or flags");
+		report(&d, false, true, "configuration", e.msg,
+		       "fix the configuration file or flags");
 		cfg = NULL;
 	} else if (idx < argc) {
 		fprintf(stderr, "podenv: doctor: unexpected argument '%s'\n", argv[idx]);

@@ -119,12 +119,12 @@ static const struct {
 	const char *scheme;
 	uint16_t port;
 } scheme_ports[] = {
-	{ "http", 80 },	      { "https", 443 },	   { "ws", 80 },	 { "wss", 443 },
-	{ "ftp", 21 },	      { "ssh", 22 },	   { "smtp", 25 },	 { "ldap", 389 },
-	{ "ldaps", 636 },     { "postgres", 5432 }, { "postgresql", 5432 }, { "mysql", 3306 },
-	{ "redis", 6379 },    { "rediss", 6379 },  { "mongodb", 27017 }, { "amqp", 5672 },
-	{ "amqps", 5671 },    { "nats", 4222 },	   { "kafka", 9092 },	 { "memcached", 11211 },
-	{ "grpc", 443 },      { "dns", 53 },
+	{"http", 80},	 {"https", 443},     {"ws", 80},	   {"wss", 443},
+	{"ftp", 21},	 {"ssh", 22},	     {"smtp", 25},	   {"ldap", 389},
+	{"ldaps", 636},	 {"postgres", 5432}, {"postgresql", 5432}, {"mysql", 3306},
+	{"redis", 6379}, {"rediss", 6379},   {"mongodb", 27017},   {"amqp", 5672},
+	{"amqps", 5671}, {"nats", 4222},     {"kafka", 9092},	   {"memcached", 11211},
+	{"grpc", 443},	 {"dns", 53},
 };
 
 struct target {
@@ -154,7 +154,7 @@ static int parse_target(const char *arg, struct target *t, const char **why)
 	char *s = copy, *sep = strstr(copy, "://"), *host, *port = NULL;
 	const char *scheme = NULL;
 
-	*t = (struct target){ .proto = IPPROTO_TCP };
+	*t = (struct target){.proto = IPPROTO_TCP};
 	if (sep) {
 		*sep = '\0';
 		scheme = copy;
@@ -222,9 +222,10 @@ static void explain_flow(struct explain *x, const struct net_dest *dest)
 	struct net_decision d;
 
 	trace_dest_format(dest, what, sizeof(what));
-	if (dest->family == AF_INET ? dest->addr[0] == 127
-				    : dest->family == AF_INET6 &&
-					      IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)dest->addr)) {
+	if (dest->family == AF_INET
+		    ? dest->addr[0] == 127
+		    : dest->family == AF_INET6 &&
+			      IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)dest->addr)) {
 		printf("%s %s: local: the app's loopback (never leaves the app's network)\n", kind,
 		       what);
 		return;
@@ -244,7 +245,7 @@ static void explain_flow(struct explain *x, const struct net_dest *dest)
 
 static int explain_target(struct explain *x, const char *arg)
 {
-	struct net_dest dest = { 0 };
+	struct net_dest dest = {0};
 	struct target t;
 	char name[DNS_NAME_STRLEN];
 	const char *why = NULL;
@@ -262,7 +263,8 @@ static int explain_target(struct explain *x, const char *arg)
 	} else {
 		struct net_decision d;
 		if (dns_name_normalize(t.host, name, sizeof(name)) < 0) {
-			fprintf(stderr, "podenv: explain: %s: not a path, an address or a host name\n",
+			fprintf(stderr,
+				"podenv: explain: %s: not a path, an address or a host name\n",
 				arg);
 			return -EINVAL;
 		}
@@ -284,7 +286,7 @@ static bool is_path(const char *arg)
 
 int cli_explain_main(int argc, char **argv)
 {
-	struct explain x = { 0 };
+	struct explain x = {0};
 	struct cfg *cfg = NULL;
 	char cwd[VFS_PATH_MAX];
 	struct err e;

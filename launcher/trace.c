@@ -20,7 +20,7 @@
 
 struct trace {
 	int fd;
-	bool failed; /* a write failed: said once, then quiet */
+	bool failed;	 /* a write failed: said once, then quiet */
 	struct map seen; /* hash of each line written */
 };
 
