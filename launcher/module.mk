@@ -3,3 +3,4 @@ launcher_SRCS := launcher/link.c launcher/cmd_debug.c launcher/cmd_config.c laun
 launcher_PKGS := libssl libcrypto
 launcher_DEPS := vfs vnet dns config proto common
 launcher_SRCS += launcher/cmd_explain.c launcher/cmd_doctor.c launcher/trace.c
+launcher_SRCS += launcher/k8s_config.c
