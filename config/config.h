@@ -492,6 +492,16 @@ int cfg_patterns_init(struct cfg_patterns *p, const char *const *src, size_t n, 
 		      const char *what, struct err *reterr);
 void cfg_patterns_done(struct cfg_patterns *p);
 
+/* Compiles one PCRE2 pattern exactly as the configuration's own are (the
+ * HTTP filters use caseless = true), JIT when available. On success *ret
+ * is new (caller frees with cfg_regex_free, which accepts NULL) and 0 is
+ * returned; a bad pattern gives -EINVAL with reterr = "<path>: invalid
+ * regular expression …". For code that receives a pattern from elsewhere
+ * (the agent decoding a SUBSCRIBE filter). Any thread. */
+int cfg_regex_new(const char *src, bool caseless, struct cfg_regex **ret, const char *path,
+		  struct err *reterr);
+void cfg_regex_free(struct cfg_regex *re);
+
 /* Does regex re match somewhere in s[0..len)? */
 bool cfg_regex_match(const struct cfg_regex *re, const char *s, size_t len);
 

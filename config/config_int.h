@@ -118,9 +118,6 @@ int cfg_bool_parse_str(const char *s);
 const char *cfg_suggest(const char *key, const char *const *known, size_t n);
 
 /* pattern.c */
-int cfg_regex_new(const char *src, bool caseless, struct cfg_regex **ret, const char *path,
-		  struct err *reterr);
-void cfg_regex_free(struct cfg_regex *re);
 int cfg_patterns_set(struct cfg_patterns *p, const struct cfg_strv *src, bool caseless,
 		     const char *path, struct err *reterr);
 void cfg_mapping_done(struct cfg_mapping *m);
