@@ -440,8 +440,9 @@ class Fake:
                 "spec": {"replicas": 1 if name != "bear-empty" else 0,
                          "selector": {"matchLabels": {"app": app}},
                          "template": {"metadata": {"labels": {"app": app}},
-                                      "spec": {"containers": [{"name": "bear",
-                                                               "image": "podenv.test/bearos/podapp:1.0"}]}}},
+                                      "spec": {"containers": [{
+                                          "name": "bear",
+                                          "image": "podenv.test/bearos/podapp:1.0"}]}}},
                 "status": {"observedGeneration": 1, "replicas": 1 if name != "bear-empty" else 0,
                            "readyReplicas": ready, "availableReplicas": ready,
                            "updatedReplicas": ready}})
@@ -531,9 +532,9 @@ class Fake:
               "source": {"component": component, "host": NODE},
               "reportingComponent": component, "reportingInstance": NODE,
               "firstTimestamp": t, "lastTimestamp": t, "eventTime": None, "count": 1}
-        if obj["kind"] == "Pod" and "spec" in obj:
-            ev["involvedObject"]["fieldPath"] = f"spec.containers{{{obj['spec']['containers'][0]['name']}}}" \
-                if obj["spec"].get("containers") else ""
+        if obj["kind"] == "Pod" and obj.get("spec", {}).get("containers"):
+            first = obj["spec"]["containers"][0]["name"]
+            ev["involvedObject"]["fieldPath"] = f"spec.containers{{{first}}}"
         self.store.put("events", ev)
 
     # -- agent pods --
@@ -806,10 +807,9 @@ class Fake:
                 for c in containers:
                     img = c.get("image", "")
                     st = self._container_status(pod, "container", c["name"])
-                    st["state"] = {"waiting": {"reason": failure, "message":
-                                               f'Back-off pulling image "{img}"'
-                                               if failure == "ImagePullBackOff" else
-                                               f'failed to pull and unpack image "{img}": not found'}}
+                    msg = (f'Back-off pulling image "{img}"' if failure == "ImagePullBackOff"
+                           else f'failed to pull and unpack image "{img}": not found')
+                    st["state"] = {"waiting": {"reason": failure, "message": msg}}
                     self.event(pod, "Pulling", f'Pulling image "{img}"')
                     self.event(pod, "Failed", f'Failed to pull image "{img}": rpc error: '
                                f'code = NotFound desc = failed to pull and unpack image '
@@ -1410,6 +1410,8 @@ class Server:
             send("ADDED", o)
         deadline = time.time() + timeout
         while time.time() < deadline and not fake.stopping.is_set():
+            if client_gone(conn.sock):
+                return
             with fake.store.lock:
                 fake.store.cond.wait(0.5)
                 evs = [e for e in fake.store.log if e[0] > pos]
@@ -1507,6 +1509,23 @@ class Server:
             Relay(fake, conn, ns, name, uid).run_spdy(tunnel=False)
             return 101
         raise HTTPError(400, "BadRequest", "unable to upgrade connection: missing upgrade headers")
+
+
+def client_gone(sock):
+    """Has the client closed a connection it should not be sending on?"""
+    if not sock.pending():
+        r, _, _ = select.select([sock], [], [], 0)
+        if not r:
+            return False
+    sock.settimeout(0)
+    try:
+        return sock.recv(4096) == b""
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.settimeout(30)
 
 
 class Backend:
