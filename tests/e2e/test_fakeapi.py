@@ -374,3 +374,22 @@ def test_ephemeral_container_agent(fake, token_file, build_dir):
                           b'{"spec":{"ephemeralContainers":[]}}',
                           headers={"Content-Type": "application/merge-patch+json"})
     assert code == 422
+
+
+def test_client_certificates_by_ca(fake, tmp_path):
+    import ssl
+    import pki
+    ca = (fake.info["ca"], fake.info["ca_key"])
+    mine = pki.make_client_cert(str(tmp_path), ca, "alice")
+    code, body = fake.api("GET", "/api/v1/namespaces/default/pods/bear-pod", token=False,
+                          cert=mine)
+    assert code == 200, body
+    assert [q["user"] for q in fake.requests()][-1] == "alice"
+    fake.control(forbid=["alice@get:pods"])
+    code, body = fake.api("GET", "/api/v1/namespaces/default/pods/bear-pod", token=False,
+                          cert=mine)
+    assert code == 403 and 'User "alice" cannot get resource "pods"' in body["message"]
+    other = pki.make_ca(str(tmp_path / "other"), "other-ca")
+    theirs = pki.make_client_cert(str(tmp_path / "other"), other, "mallory")
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        fake.api("GET", "/api/v1/namespaces/default/pods/bear-pod", token=False, cert=theirs)

@@ -1238,13 +1238,18 @@ class Server:
             code = 500
             conn.send_response(500, json.dumps(status_obj(500, "InternalError", tb)).encode())
         finally:
-            with fake.lock:
-                fake.requests.append({"method": req.method, "path": req.path,
-                                      "query": req.target.partition("?")[2], "user": user,
-                                      "code": code, "agent": req.headers.get("user-agent", ""),
-                                      "upgrade": req.headers.get("upgrade", ""),
-                                      "time": time.time()})
+            if not getattr(req, "logged", False):
+                self.log_request(req, user, code)
         return self._keep(req)
+
+    def log_request(self, req, user, code):
+        req.logged = True
+        with self.fake.lock:
+            self.fake.requests.append({"method": req.method, "path": req.path,
+                                       "query": req.target.partition("?")[2], "user": user,
+                                       "code": code, "agent": req.headers.get("user-agent", ""),
+                                       "upgrade": req.headers.get("upgrade", ""),
+                                       "time": time.time()})
 
     @staticmethod
     def _keep(req):
@@ -1258,7 +1263,10 @@ class Server:
             with fake.lock:
                 return 200, list(fake.requests)
         if req.path == "/fake/control" and req.method in ("POST", "PUT", "PATCH"):
-            body = json.loads(req.body or b"{}")
+            try:
+                body = json.loads(req.body or b"{}")
+            except ValueError as e:
+                raise HTTPError(400, "BadRequest", f"the body is not JSON: {e}")
             for k, v in body.items():
                 if k not in DEFAULT_SETTINGS:
                     raise HTTPError(400, "BadRequest", f"unknown setting {k!r}")
@@ -1321,7 +1329,10 @@ class Server:
             if obj is None:
                 raise not_found(resource, name, group)
             return 200, obj
-        body = json.loads(req.body or b"null") if req.body else None
+        try:
+            body = json.loads(req.body) if req.body else None
+        except ValueError as e:
+            raise HTTPError(400, "BadRequest", f"the body is not JSON: {e}")
         if m == "POST" and not name:
             if ns is None:
                 raise HTTPError(405, "MethodNotAllowed", "create needs a namespace")
@@ -1393,6 +1404,7 @@ class Server:
         since = req.query.get("resourceVersion", [""])[0]
         conn.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                           b"Transfer-Encoding: chunked\r\nCache-Control: no-cache, private\r\n\r\n")
+        self.log_request(req, user, 200)
 
         def send(etype, obj):
             data = json.dumps({"type": etype, "object": obj}).encode() + b"\n"
@@ -1488,6 +1500,7 @@ class Server:
             if chosen:
                 hdr += f"Sec-WebSocket-Protocol: {chosen}\r\n"
             conn.sock.sendall((hdr + "\r\n").encode())
+            self.log_request(req, user, 101)
             relay = Relay(fake, conn, ns, name, uid)
             if chosen == "SPDY/3.1+portforward.k8s.io":
                 relay.run_spdy(tunnel=True)
@@ -1506,6 +1519,7 @@ class Server:
             conn.sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
                               b"Upgrade: SPDY/3.1\r\n"
                               b"X-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n")
+            self.log_request(req, user, 101)
             Relay(fake, conn, ns, name, uid).run_spdy(tunnel=False)
             return 101
         raise HTTPError(400, "BadRequest", "unable to upgrade connection: missing upgrade headers")
