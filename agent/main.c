@@ -54,7 +54,8 @@ static void usage(FILE *f)
 	      "      --listen ADDR:PORT     accept launchers on a TCP address; needs --token-file\n"
 	      "      --inspect              print what the agent sees of the target and exit\n"
 	      "Options:\n"
-	      "      --token-file FILE      64 hex digits clients must present\n"
+	      "      --token-file FILE      64 hex digits clients must present (or the\n"
+	      "                             environment variable PODENV_AGENT_TOKEN)\n"
 	      "      --tls-cert FILE        serve --listen over TLS with this PEM certificate\n"
 	      "      --tls-key FILE         and this PEM private key (the token is still\n"
 	      "                             required)\n"
@@ -188,10 +189,10 @@ static int parse_args(int argc, char **argv, struct agent_opts *o, struct err *r
 		return err_set(reterr, -EINVAL, "give exactly one of --pid and --container-id");
 	if (o->inspect + o->stdio + !!o->listen != 1)
 		return err_set(reterr, -EINVAL, "give exactly one of --stdio, --listen and --inspect");
-	if (o->listen && !o->token_file)
+	if (o->listen && !o->token_file && !getenv("PODENV_AGENT_TOKEN"))
 		return err_set(reterr, -EINVAL,
-			       "--listen needs --token-file: the agent never serves unauthenticated "
-			       "network clients");
+			       "--listen needs --token-file (or $PODENV_AGENT_TOKEN): the agent never "
+			       "serves unauthenticated network clients");
 	if (!o->tls_cert != !o->tls_key)
 		return err_set(reterr, -EINVAL, "TLS needs both --tls-cert and --tls-key");
 	if (o->tls_cert && !o->listen)
@@ -306,10 +307,21 @@ static int serve(const struct agent_opts *o, struct agent_target *t, struct err 
 	_cleanup_close_ int listen_fd = -1;
 	int r;
 
+	bool have_token = false;
 	if (o->token_file) {
 		r = read_token(o->token_file, token, e);
 		if (r < 0)
 			return r;
+		have_token = true;
+	} else if (o->listen) {
+		/* A Kubernetes Job passes the per-session token in the
+		 * environment; drop it at once so nothing we start inherits it. */
+		const char *env = getenv("PODENV_AGENT_TOKEN");
+		r = env ? proto_token_parse(env, token) : -EINVAL;
+		unsetenv("PODENV_AGENT_TOKEN");
+		if (r < 0)
+			return err_set(e, -EINVAL, "$PODENV_AGENT_TOKEN: expected 64 hex digits");
+		have_token = true;
 	}
 	r = agent_target_hostname(t, hostname, sizeof(hostname), e);
 	if (r < 0)
@@ -340,7 +352,7 @@ static int serve(const struct agent_opts *o, struct agent_target *t, struct err 
 	struct agent_server_opts so = {
 		.target = t,
 		.hostname = hostname,
-		.token = o->token_file ? token : NULL,
+		.token = have_token ? token : NULL,
 		.communication_timeout = (usec_t)o->timeout_s * USEC_PER_SEC,
 		.workers = o->workers,
 		.tls = tls,

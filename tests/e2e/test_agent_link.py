@@ -335,3 +335,23 @@ def test_silent_client_is_dropped_after_10s(listening_agent):
     assert s.recv(1) == b""  # closed by the agent, not by us
     assert 9 <= time.monotonic() - t < 20
     s.close()
+
+
+def test_token_from_the_environment(cluster, build_dir, tmp_path):
+    """A Kubernetes Job passes the per-session token as PODENV_AGENT_TOKEN."""
+    token = secrets.token_hex(32)
+    tf = tmp_path / "token"
+    tf.write_text(token)
+    port = free_port()
+    env = dict(os.environ, PODENV_AGENT_TOKEN=token)
+    p = subprocess.Popen([agent_bin(build_dir), "--pid", str(cluster.pod_pid), "--listen",
+                          f"127.0.0.1:{port}", "-t", "0"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "ready, listening" in p.stderr.readline()
+        r = run([podenv(build_dir), "debug", "agent", "--connect", f"127.0.0.1:{port}",
+                 "--token-file", str(tf), "hostname"])
+        assert r.returncode == 0 and r.stdout == "ok bear-pod\n", r.stderr
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=10)
