@@ -39,17 +39,18 @@ static const char *tmp(void)
 	return tmpdir;
 }
 
-/* Writes dir/name (parents created one level deep); returns the path
+/* Writes <tmp>/name, creating missing directories; returns the path
  * (caller frees). */
 static char *put(const char *name, const char *text, mode_t mode)
 {
 	char *p = xasprintf("%s/%s", tmp(), name);
-	char *slash = strrchr(p, '/');
 	FILE *f;
 
-	*slash = '\0';
-	mkdir(p, 0755);
-	*slash = '/';
+	for (char *s = p + strlen(tmp()) + 1; (s = strchr(s, '/')); s++) {
+		*s = '\0';
+		mkdir(p, 0755);
+		*s = '/';
+	}
 	f = fopen(p, "w");
 	REQUIRE(f);
 	fputs(text, f);
@@ -320,14 +321,10 @@ TEST(home_kube_config_and_tilde)
 {
 	struct k8s_config *c;
 
-	mkdir(tmp(), 0755);
-	{
-		_cleanup_free_ char *home = xasprintf("%s/home", tmp());
-		mkdir(home, 0755);
-	}
-	free(put("home/.kube/config", basic, 0644));
-	c = ok(NULL, NULL, NULL); /* HOME=%T/home, no KUBECONFIG */
+	free(put("home/.kube/config", basic, 0644)); /* HOME=%T/home, no KUBECONFIG */
+	c = ok(NULL, NULL, NULL);
 	CHECK_STR(c->context, "dev");
+	CHECK_CONTAINS(c->source, "/home/.kube/config");
 	k8s_config_free(c);
 
 	free(put("home/other.yaml", basic, 0644));
@@ -409,35 +406,28 @@ TEST(token_vs_token_file)
 	k8s_config_free(c);
 }
 
+/* A relative client-certificate (against the kubeconfig's directory) and an
+ * absolute client-key. */
 TEST(client_cert_files)
 {
 	_cleanup_free_ char *crt = put("mtls/c.crt", "CERT PEM\n", 0644);
 	_cleanup_free_ char *key = put("mtls/c.key", "KEY PEM\n", 0600);
-	_cleanup_free_ char *p = put("mtls/config",
-				     "current-context: m\n"
-				     "clusters: [{name: c, cluster: {server: 'https://s:1'}}]\n"
-				     "users:\n"
-				     "- name: u\n"
-				     "  user:\n"
-				     "    client-certificate: c.crt\n"
-				     "    client-key: " /* absolute works too */
-				     "%KEY%\n"
-				     "contexts: [{name: m, context: {cluster: c, user: u}}]\n",
-				     0644);
-	/* Put the absolute key path in. */
-	_cleanup_free_ char *text = slurp("mtls/config");
-	char *at = strstr(text, "%KEY%");
-	_cleanup_free_ char *fixed = xasprintf("%.*s%s%s", (int)(at - text), text, key, at + 5);
-	struct k8s_config *c;
+	_cleanup_free_ char *text =
+		xasprintf("current-context: m\n"
+			  "clusters: [{name: c, cluster: {server: 'https://s:1'}}]\n"
+			  "users: [{name: u, user: {client-certificate: c.crt, client-key: %s}}]\n"
+			  "contexts: [{name: m, context: {cluster: c, user: u}}]\n",
+			  key);
+	_cleanup_free_ char *p = put("mtls/config", text, 0644);
+	struct k8s_config *c = ok(NULL, p, NULL);
 
-	free(put("mtls/config", fixed, 0644));
-	c = ok(NULL, p, NULL);
 	CHECK_STR(c->client_cert_pem, "CERT PEM\n");
 	CHECK_UINT(c->client_cert_pem_len, ==, 9);
 	CHECK_STR(c->client_key_pem, "KEY PEM\n");
+	CHECK_UINT(c->client_key_pem_len, ==, 8);
 	CHECK(c->token == NULL);
+	CHECK(crt != NULL);
 	k8s_config_free(c);
-	(void)crt;
 }
 
 /* --- exec plugins --------------------------------------------------------- */
