@@ -366,7 +366,6 @@ static char *resolve_program(const char *argv0, char *const *env)
 /* The host's nsswitch.conf with its hosts line made "files dns". */
 static char *app_nsswitch(void)
 {
-	_cleanup_free_ char *host = NULL;
 	struct buf b;
 	bool had_hosts = false;
 	FILE *f = fopen("/etc/nsswitch.conf", "re");
