@@ -174,7 +174,8 @@ DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	libfuse3-dev fuse3 libnl-route-3-dev libnl-3-dev libjson-c-dev libyaml-dev \
 	libcurl4-openssl-dev libssl-dev libc-ares-dev libpcre2-dev \
 	iproute2 busybox-static dnsmasq-base python3 python3-pytest \
-	procps psmisc curl dnsutils socat tmux clang-format hyperfine bindfs sshfs openssh-server
+	procps psmisc curl dnsutils socat tmux clang-format hyperfine bindfs sshfs openssh-server \
+	iperf3 dnsperf slirp4netns wrk strace linux-perf
 
 deps:
 	$(Q)missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(DEPS_PKGS) 2>/dev/null \
