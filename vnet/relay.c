@@ -698,9 +698,16 @@ static void udp_packet(struct vnet_relay *r, struct vnet_packet *p, const struct
 		}
 	}
 	f = vnet_nat_entry_userdata(e);
-	vnet_nat_touch(r->nat, e, now_usec());
-	if (!f || f->dead)
+	if (!f || f->dead) {
+		/* The flow ended (its stream closed) but the app sends again:
+		 * start over with a new flow. */
+		vnet_nat_remove(r->nat, e);
+		if (f)
+			f->entry = NULL;
+		udp_packet(r, p, t);
 		return;
+	}
+	vnet_nat_touch(r->nat, e, now_usec());
 	if (f->kind == FLOW_UDP_LOCAL) {
 		if (send(f->far_fd, p->data + p->payload_off, p->payload_len, MSG_NOSIGNAL) < 0)
 			log_debug("udp send: %m");
@@ -771,6 +778,18 @@ static void tcp_packet(struct vnet_relay *r, struct vnet_packet *p, struct vnet_
 		return;
 	}
 	struct flow *f = vnet_nat_entry_userdata(e);
+	if ((p->tcp_flags & (VNET_TCP_SYN | VNET_TCP_ACK | VNET_TCP_RST)) == VNET_TCP_SYN &&
+	    (!f || f->dead)) {
+		/* The app reused its port for a new connection to the same
+		 * destination while the old flow's entry lingers: a new flow,
+		 * with a fresh NAT port (the old one may be in TIME_WAIT on our
+		 * listener, which would take the SYN for the old connection). */
+		vnet_nat_remove(r->nat, e);
+		if (f)
+			f->entry = NULL;
+		tcp_new_flow(r, p, t);
+		return;
+	}
 	if (f && !f->far_ready)
 		return; /* retransmitted SYN while the far side connects */
 	vnet_nat_touch(r->nat, e, now_usec());
