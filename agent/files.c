@@ -171,7 +171,16 @@ void agent_files_run(struct agent_request *rq)
 		break;
 	}
 	case PROTO_READFILE: {
-		_cleanup_close_ int rfd = agent_fs_open(root, q->path, O_RDONLY | O_NOCTTY, 0);
+		/* PROTOCOL.md: the lstat, and the data only of a regular file. */
+		r = stat_into(root, q->path, false, p);
+		if (r < 0)
+			break;
+		if (!S_ISREG(p->attr.mode)) {
+			p->eof = true;
+			break;
+		}
+		_cleanup_close_ int rfd = agent_fs_open(root, q->path,
+							O_RDONLY | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK, 0);
 		if (rfd < 0) {
 			r = rfd;
 			break;
@@ -179,8 +188,8 @@ void agent_files_run(struct agent_request *rq)
 		r = fstat_into(rfd, p);
 		if (r < 0)
 			break;
-		if (S_ISDIR(p->attr.mode)) {
-			r = -EISDIR;
+		if (!S_ISREG(p->attr.mode)) {
+			p->eof = true; /* replaced under us: no data, as above */
 			break;
 		}
 		r = read_some(rfd, 0, clamp_io(q->count), &data, &p->data.len, &p->eof);

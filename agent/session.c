@@ -105,7 +105,7 @@ bool agent_session_congested(const struct agent_session *s)
  * they end the session rather than desynchronise the peer. */
 void agent_session_send(struct agent_session *s, const struct proto_msg *m)
 {
-	if (s->dead)
+	if (s->dead || s->broken)
 		return;
 	if (proto_msg_encode(&s->out, m) < 0) {
 		log_error("session %" PRIu64 ": cannot encode %s", s->id,
@@ -116,17 +116,32 @@ void agent_session_send(struct agent_session *s, const struct proto_msg *m)
 	agent_session_kick(s);
 }
 
+static int on_close_later(struct loop_source *src, void *userdata)
+{
+	struct agent_session *s = userdata;
+
+	s->close_later = NULL;
+	loop_source_free(src);
+	agent_session_close(s, 0, NULL);
+	session_unref(s);
+	return 0;
+}
+
 void agent_session_kick(struct agent_session *s)
 {
 	int r;
 
-	if (s->dead)
+	if (s->dead || s->broken)
 		return;
 	r = session_flush(s);
 	if (r < 0) {
 		log_info("session %" PRIu64 ": connection lost: %s", s->id,
 			 r == -EPROTO && s->tls ? agent_tls_reason(s->tls) : strerror(-r));
-		agent_session_close(s, 0, NULL);
+		/* Our caller may be a stream or a request in the middle of its
+		 * work: close on the next loop iteration, not under its feet. */
+		s->broken = true;
+		s->refs++;
+		loop_add_defer(s->srv->loop, on_close_later, s, &s->close_later);
 		return;
 	}
 	session_update_events(s);

@@ -128,7 +128,8 @@ static void stream_update_events(struct agent_stream *st)
 	if (st->connecting)
 		ev = EPOLLOUT;
 	else {
-		if (!st->eof_sent && !st->blocked && st->credit.send > 0)
+		uint32_t need = st->kind == PROTO_STREAM_UDP ? PROTO_CHUNK_MAX : 1;
+		if (!st->eof_sent && !st->blocked && st->credit.send >= need)
 			ev |= EPOLLIN;
 		if (buf_len(&st->to_socket) > 0)
 			ev |= EPOLLOUT;
@@ -170,6 +171,10 @@ static int stream_read(struct agent_stream *st)
 			break;
 		}
 		uint32_t want = proto_credit_sendable(&st->credit, PROTO_CHUNK_MAX);
+		/* A datagram goes whole or not at all: read one only with room
+		 * for the largest, or recv() would cut it short silently. */
+		if (st->kind == PROTO_STREAM_UDP && want < PROTO_CHUNK_MAX)
+			want = 0;
 		if (want == 0)
 			break; /* wait for a STREAM_WINDOW */
 		size_t start = proto_frame_begin(&s->out, PROTO_STREAM_DATA, 0, st->id);

@@ -27,6 +27,11 @@ struct agent_session {
 	bool closing;
 	bool dead;
 	bool exit_when_done;
+	/* The connection failed while sending: closed from a deferred call, so
+	 * the stream or request code that was sending is never left holding a
+	 * freed stream. */
+	bool broken;
+	struct loop_source *close_later;
 	unsigned refs;
 	struct map handles; /* fh -> struct agent_handle */
 	uint64_t next_fh;

@@ -375,8 +375,10 @@ void dns_server_free(struct dns_server *s);
 
 /* Answers one query that arrived another way (the relay's port-53
  * interception); udp_limit: the transport's size (512 for classic UDP;
- * the query's EDNS size raises it), 0 for no limit. */
-void dns_server_query(struct dns_server *s, const uint8_t *query, size_t len, size_t udp_limit,
-		      dns_answer_fn reply, void *userdata);
+ * the query's EDNS size raises it), 0 for no limit. Returns 0 when reply
+ * will be called (exactly once, maybe before this returns), -EBADMSG when
+ * the message is not a query and was dropped (reply is never called). */
+int dns_server_query(struct dns_server *s, const uint8_t *query, size_t len, size_t udp_limit,
+		     dns_answer_fn reply, void *userdata);
 
 #endif

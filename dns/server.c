@@ -212,8 +212,8 @@ static void on_local_answer(void *arg, int status, int timeouts, unsigned char *
 	query_free(q);
 }
 
-void dns_server_query(struct dns_server *s, const uint8_t *bytes, size_t len, size_t udp_limit,
-		      dns_answer_fn reply, void *userdata)
+int dns_server_query(struct dns_server *s, const uint8_t *bytes, size_t len, size_t udp_limit,
+		     dns_answer_fn reply, void *userdata)
 {
 	struct dns_msg m;
 	struct query *q;
@@ -221,7 +221,7 @@ void dns_server_query(struct dns_server *s, const uint8_t *bytes, size_t len, si
 
 	if (dns_msg_parse(bytes, len, &m) < 0 || m.hdr.qr || m.qdcount != 1) {
 		dns_msg_done(&m);
-		return; /* not a query we can answer: as a server would, drop it */
+		return -EBADMSG; /* not a query we can answer: as a server would, drop it */
 	}
 	q = xcalloc(1, sizeof(*q));
 	q->s = s;
@@ -241,16 +241,16 @@ void dns_server_query(struct dns_server *s, const uint8_t *bytes, size_t len, si
 	if (e && e->expires > now_usec()) {
 		deliver(q, e->answer, e->len);
 		query_free(q);
-		return;
+		return 0;
 	}
 	if (local) {
 		if (!s->local_ok) {
 			answer_error(q, 2);
 			query_free(q);
-			return;
+			return 0;
 		}
 		ares_send(s->local, q->q, (int)q->len, on_local_answer, q);
-		return;
+		return 0;
 	}
 	struct proto_msg msg = { .type = PROTO_DNS_QUERY };
 	msg.req.data.data = q->q;
@@ -259,6 +259,7 @@ void dns_server_query(struct dns_server *s, const uint8_t *bytes, size_t len, si
 		answer_error(q, 2);
 		query_free(q);
 	}
+	return 0;
 }
 
 /* --- UDP and TCP sockets --------------------------------------------------------- */
@@ -297,14 +298,8 @@ static int on_udp(struct loop_source *src, int fd, uint32_t events, void *userda
 			free(u);
 			break;
 		}
-		struct dns_msg m;
-		if (dns_msg_parse(buf, (size_t)n, &m) < 0 || m.hdr.qr || m.qdcount != 1) {
-			dns_msg_done(&m);
-			free(u);
-			continue;
-		}
-		dns_msg_done(&m);
-		dns_server_query(s, buf, (size_t)n, 512, udp_send, u);
+		if (dns_server_query(s, buf, (size_t)n, 512, udp_send, u) < 0)
+			free(u); /* dropped: no reply will come */
 	}
 	return 0;
 }
@@ -366,14 +361,26 @@ static int on_tcp_conn(struct loop_source *src, int fd, uint32_t events, void *u
 		return 0;
 	}
 	buf_commit(&c->in, (size_t)n);
-	while (buf_len(&c->in) >= 2) {
+	/* Answers may come at once (cache) and a failed send closes the
+	 * connection: hold a reference of our own across the loop. */
+	c->pending++;
+	while (!c->closing && buf_len(&c->in) >= 2) {
 		const uint8_t *d = buf_data(&c->in);
 		size_t len = (size_t)d[0] << 8 | d[1];
 		if (buf_len(&c->in) < 2 + len)
 			break;
 		c->pending++;
-		dns_server_query(c->s, d + 2, len, 0, tcp_send, c);
+		if (dns_server_query(c->s, d + 2, len, 0, tcp_send, c) < 0) {
+			/* Not a query: a TCP DNS peer that sends garbage is done. */
+			c->pending--;
+			tcp_close(c);
+			break;
+		}
 		buf_consume(&c->in, 2 + len);
+	}
+	if (--c->pending == 0 && c->closing) {
+		buf_done(&c->in);
+		free(c);
 	}
 	return 0;
 }

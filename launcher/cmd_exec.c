@@ -366,6 +366,7 @@ int cli_mount_main(int argc, char **argv)
 	loop_add_signal(ms.s->loop, SIGHUP, on_mount_signal, &ms, NULL);
 	loop_add_timer(ms.s->loop, now_usec(), on_mount_check, &ms, NULL);
 	loop_run(ms.s->loop);
+	link_abort(ms.s->link); /* pending requests answer while the mount exists */
 	vfs_mount_free(ms.m);
 	session_free(ms.s);
 	return ms.status;

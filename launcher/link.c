@@ -45,6 +45,7 @@ struct link {
 	usec_t last_progress;
 	bool ready;
 	bool lost;
+	bool quiet; /* link_abort(): the loss is ours, tell nobody */
 	char lost_reason[ERR_MSG_MAX];
 };
 
@@ -61,6 +62,11 @@ static void link_lose(struct link *k, const char *reason)
 	loop_timer_set(k->heartbeat, USEC_INFINITY);
 	if (k->ops && k->ops->lost)
 		k->ops->lost(k->userdata, reason);
+	/* Whatever waits on the agent fails now (FUSE requests get EIO,
+	 * streams reset), instead of waiting forever. No-op when the client
+	 * itself reported the loss. */
+	if (k->client)
+		proto_client_abort(k->client, -ECONNABORTED, reason);
 }
 
 /* Loses the link after a failed read or write (n: 0 for EOF, or -errno). */
@@ -152,8 +158,12 @@ static void on_client_ready(void *userdata, const struct proto_welcome *w)
 
 static void on_client_lost(void *userdata, int err, const char *reason)
 {
+	struct link *k = userdata;
 	(void)err;
-	link_lose(userdata, reason);
+
+	if (k->quiet)
+		return;
+	link_lose(k, reason);
 }
 
 static const struct proto_client_ops client_ops = {
@@ -442,6 +452,14 @@ int link_wait_ready(struct link *k, usec_t timeout, struct err *reterr)
 struct proto_client *link_client(struct link *k)
 {
 	return k->client;
+}
+
+void link_abort(struct link *k)
+{
+	if (k && k->client) {
+		k->quiet = true;
+		proto_client_abort(k->client, -ECONNABORTED, "podenv is shutting down");
+	}
 }
 
 void link_free(struct link *k)

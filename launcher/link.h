@@ -57,6 +57,11 @@ int link_wait_ready(struct link *k, usec_t timeout, struct err *reterr);
 /* The session, for requests and streams. Borrowed; valid until link_free. */
 struct proto_client *link_client(struct link *k);
 
+/* Fails every request and stream still waiting on the agent, without a
+ * lost() report: call while their owners (FUSE mounts, the DNS server)
+ * still exist, before freeing them. */
+void link_abort(struct link *k);
+
 /* Says goodbye, flushes what the socket takes, closes, and waits briefly
  * for a spawned agent to exit (then kills it). Accepts NULL. */
 void link_free(struct link *k);

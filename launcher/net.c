@@ -377,19 +377,11 @@ static void on_dns_query(void *userdata, const struct vnet_tuple *t, const uint8
 {
 	struct net *n = userdata;
 	struct udp_answer *u = xcalloc(1, sizeof(*u));
-	struct dns_msg m;
 
-	/* dns_server_query answers only queries it accepts: check first so
-	 * the context is never leaked. */
-	if (dns_msg_parse(q, len, &m) < 0 || m.hdr.qr || m.qdcount != 1) {
-		dns_msg_done(&m);
-		free(u);
-		return;
-	}
-	dns_msg_done(&m);
 	u->n = n;
 	u->t = *t;
-	dns_server_query(n->dns, q, len, 512, on_intercepted_answer, u);
+	if (dns_server_query(n->dns, q, len, 512, on_intercepted_answer, u) < 0)
+		free(u); /* not a query: dropped, no answer will come */
 }
 
 /* --- set-up ------------------------------------------------------------------------------ */

@@ -273,6 +273,8 @@ static int on_child_error(struct loop_source *src, int fd, uint32_t events, void
 		    c->cmsg_len != CMSG_LEN(sizeof(int) * NET_NFDS)) {
 			snprintf(sb->child_error, sizeof(sb->child_error),
 				 "the sandbox sent no network");
+			sb->status = 125;
+			kill(sb->child, SIGKILL); /* it waits for our answer: do not leave it */
 			return 0;
 		}
 		memcpy(got, CMSG_DATA(c), sizeof(got));
@@ -601,6 +603,9 @@ out:
 	if (sv[1] >= 0)
 		close(sv[1]);
 	sb.s->on_lost = NULL;
+	/* Requests still waiting on the agent answer their owners (FUSE,
+	 * the DNS server) now, while those exist. */
+	link_abort(sb.s->link);
 	net_free(sb.net);
 	vfs_mount_free(sb.pod_mount);
 	vfs_mount_free(sb.root_mount);

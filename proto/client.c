@@ -465,6 +465,11 @@ static int lose(struct proto_client *c, int err, const char *reason)
 	return err;
 }
 
+void proto_client_abort(struct proto_client *c, int err, const char *reason)
+{
+	lose(c, err, reason);
+}
+
 /* A malformed frame: tell the agent why (best effort) and end. */
 static int protocol_error(struct proto_client *c, const char *what)
 {

@@ -620,6 +620,12 @@ size_t proto_client_pending(const struct proto_client *c);
 void proto_client_ping(struct proto_client *c);
 /* Frames received so far (a liveness counter for the link's heartbeat). */
 uint64_t proto_client_frames_in(const struct proto_client *c);
+/* Ends the session from outside (the connection is gone, or its owners
+ * are shutting down): lost() is called, then every request and stream
+ * fails with ECONNABORTED, while their owners still exist. New requests
+ * fail at once. Does nothing when already lost. */
+void proto_client_abort(struct proto_client *c, int err, const char *reason);
+
 /* Queues GOODBYE; the link closes after flushing. */
 void proto_client_goodbye(struct proto_client *c, uint32_t code, const char *reason);
 

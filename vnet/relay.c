@@ -422,6 +422,10 @@ static void far_flush(struct flow *f)
 		loop_io_events_set(f->far_src,
 				   (buf_len(&f->to_app) < LOCAL_BUF_MAX && !f->far_eof ? EPOLLIN : 0) |
 					   (buf_len(&f->to_far) ? EPOLLOUT : 0));
+	/* Both directions done (the far side closed first, the usual HTTP
+	 * order, and now the app has too): the flow is over. */
+	if (f->to_app_shut && f->app_eof && buf_len(&f->to_far) == 0)
+		flow_end(f, 0);
 }
 
 static int on_far_io(struct loop_source *s, int fd, uint32_t events, void *userdata)

@@ -355,3 +355,22 @@ def test_token_from_the_environment(cluster, build_dir, tmp_path):
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=10)
+
+
+def test_launcher_vanishing_mid_transfer_leaves_the_agent_serving(cluster, build_dir,
+                                                                   listening_agent):
+    """A launcher killed while its streams move data must end only its own
+    session (the agent used to free a stream it was still using)."""
+    echo = cluster.services["echo"]["ipv4"]
+    for _ in range(3):
+        p = subprocess.Popen([podenv(build_dir), "debug", "agent", "--connect",
+                              f"127.0.0.1:{listening_agent['port']}", "--token-file",
+                              listening_agent["token_file"], f"echoload {echo} 7 20 67108864"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.7)
+        p.kill()
+        p.wait()
+    time.sleep(0.3)
+    assert listening_agent["proc"].poll() is None, listening_agent["proc"].stderr.read()
+    r = connect_dbg(build_dir, listening_agent, "hostname")
+    assert r.returncode == 0 and r.stdout == "ok bear-pod\n"

@@ -335,3 +335,71 @@ def test_shell_under_tmux(cluster, build_dir, tmp_path):
         wait_for(session, "podenv-exit=7")
     finally:
         tmux("kill-session", "-t", session, check=False)
+
+
+def test_mount_with_a_stuck_agent_ends_cleanly(cluster, build_dir, tmp_path):
+    """A read waiting on a stopped agent: SIGTERM to podenv mount answers it
+    (EIO) before the mount goes, and nothing is left behind."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    p = subprocess.Popen([podenv(build_dir), "mount", f"pid/{cluster.pod_pid}", str(mnt)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    agent = None
+    try:
+        for _ in range(100):
+            if os.path.exists(mnt / "app"):
+                break
+            time.sleep(0.05)
+        agent = int(run(["pgrep", "-P", str(p.pid), "-f", "podenv-agent"]).stdout.split()[0])
+        os.kill(agent, signal.SIGSTOP)
+        reader = subprocess.Popen(["cat", str(mnt / "data" / "big.bin")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        assert reader.poll() is None  # waiting on the agent
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=20)
+        reader.wait(timeout=20)
+        assert reader.returncode != 0
+        assert "fuse: writing device" not in err, err
+    finally:
+        if agent:
+            try:
+                os.kill(agent, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert podenv_mounts_under(str(mnt)) == []
+
+
+def podenv_mounts_under(path):
+    with open("/proc/self/mountinfo") as f:
+        return [l for l in f if f" {path} " in l]
+
+
+def test_mount_ends_when_the_agent_dies_with_reads_pending(cluster, build_dir, tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    p = subprocess.Popen([podenv(build_dir), "mount", f"pid/{cluster.pod_pid}", str(mnt)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(100):
+            if os.path.exists(mnt / "app"):
+                break
+            time.sleep(0.05)
+        agent = int(run(["pgrep", "-P", str(p.pid), "-f", "podenv-agent"]).stdout.split()[0])
+        os.kill(agent, signal.SIGSTOP)
+        reader = subprocess.Popen(["cat", str(mnt / "data" / "big.bin")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        os.kill(agent, signal.SIGKILL)
+        out, err = p.communicate(timeout=20)
+        reader.wait(timeout=20)  # answered (EIO), not hanging
+        assert reader.returncode != 0
+        assert p.returncode == 1 and "lost the agent" in err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert podenv_mounts_under(str(mnt)) == []

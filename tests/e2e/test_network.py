@@ -254,3 +254,53 @@ def test_agent_dying_resets_connections(cluster, build_dir):
     assert p.returncode != 0
     assert "lost the agent" in err
     assert "the agent was killed by signal 9" in err or "closed the connection" in err
+
+
+def test_dns_over_tcp_pipelined_and_garbage(cluster, build_dir):
+    """Pipelined TCP queries answered from the cache, a client that hangs
+    up at once, and a client sending garbage: the DNS server (and with it
+    podenv) keeps going."""
+    script = (
+        "import socket, struct, subprocess\n"
+        "def q(i, name):\n"
+        "    n = b''.join(bytes([len(p)]) + p.encode() for p in name.split('.')) + b'\\\\0'\n"
+        "    m = struct.pack('>HHHHHH', i, 0x0100, 1, 0, 0, 0) + n + struct.pack('>HH', 1, 1)\n"
+        "    return struct.pack('>H', len(m)) + m\n"
+        "name = 'api.default.svc.cluster.local'\n"
+        "subprocess.run(['getent', 'hosts', name], stdout=subprocess.DEVNULL)\n"
+        "for _ in range(20):\n"
+        "    s = socket.create_connection(('198.18.0.1', 53))\n"
+        "    s.sendall(b''.join(q(i, name) for i in range(10)))\n"
+        "    s.close()\n"
+        "s = socket.create_connection(('198.18.0.1', 53))\n"
+        "s.sendall(b'\\\\x00\\\\x05hello')\n"
+        "s.settimeout(5)\n"
+        "print('garbage-closed', s.recv(10) == b'')\n"
+        "out = subprocess.run(['getent', 'hosts', 'db'], capture_output=True, text=True).stdout\n"
+        "print('still-resolving', 'db.default' in out)\n")
+    r = sh(cluster, build_dir, f"{PY} -c \"{script}\"")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["garbage-closed", "True", "still-resolving", "True"]
+
+
+def test_local_flows_closed_by_the_far_side_release_their_fds(cluster, build_dir, host_server,
+                                                             tmp_path):
+    ip, port = host_server
+    cfg = {"feature": {"network": {"outgoing": {"filter": {"local": [f"{ip}/32"]}}}}}
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(cfg))
+    script = (
+        "import socket, time\n"
+        f"for i in range(300):\n"
+        f"    s = socket.create_connection(('{ip}', {port})); s.recv(100); s.close()\n"
+        "print('done', flush=True); time.sleep(3)\n")
+    p = subprocess.Popen([podenv(build_dir), "exec", "-t", f"pid/{cluster.pod_pid}", "-f",
+                          str(path), "--", PY, "-c", script], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd="/tmp")
+    try:
+        assert p.stdout.readline() == "done\n"
+        time.sleep(0.5)
+        fds = len(os.listdir(f"/proc/{p.pid}/fd"))
+    finally:
+        p.communicate(timeout=30)
+    assert fds < 100, f"{fds} fds open in the launcher after 300 closed connections"
