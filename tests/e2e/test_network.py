@@ -304,3 +304,28 @@ def test_local_flows_closed_by_the_far_side_release_their_fds(cluster, build_dir
     finally:
         p.communicate(timeout=30)
     assert fds < 100, f"{fds} fds open in the launcher after 300 closed connections"
+
+
+def test_many_short_connections_none_reset(cluster, build_dir):
+    """One connection per request, as HTTP/1.0 clients do: the app reuses
+    its ports quickly, and none of its connections may be reset."""
+    script = (
+        "import socket\n"
+        "bad = 0\n"
+        "for i in range(1000):\n"
+        "    try:\n"
+        "        s = socket.create_connection(('api', 80), timeout=10)\n"
+        "        s.sendall(b'GET /r HTTP/1.0\\\\r\\\\n\\\\r\\\\n')\n"
+        "        data = b''\n"
+        "        while True:\n"
+        "            b = s.recv(65536)\n"
+        "            if not b: break\n"
+        "            data += b\n"
+        "        s.close()\n"
+        "        bad += b'cluster-api /r' not in data\n"
+        "    except OSError:\n"
+        "        bad += 1\n"
+        "print(bad)\n")
+    r = sh(cluster, build_dir, f"{PY} -c \"{script}\"", timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "0"
