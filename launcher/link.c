@@ -318,6 +318,13 @@ int link_spawn_local(struct loop *l, const char *agent_path, pid_t target,
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return err_set_errno(reterr, -errno, "socketpair");
+	/* Room for several 1 MiB READ answers in flight: a send that takes a
+	 * whole frame leaves nothing to move about in the output buffer. */
+	int sz = 4 << 20;
+	for (int i = 0; i < 2; i++) {
+		setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+		setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	}
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)target);
 	argv[n++] = agent_path;
 	argv[n++] = "--pid";
@@ -411,6 +418,8 @@ int link_connect_tcp(struct loop *l, const char *addr, const uint8_t token[PROTO
 		return r;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	int sz = 4 << 20;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	k = link_alloc(l, ops, userdata, fd);
 	if (tls) {
