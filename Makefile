@@ -193,11 +193,50 @@ demo: deps
 	$(Q)tests/demo.sh $(O)
 .PHONY: demo
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+# --- packaging (packaging/) ------------------------------------------------
+# The config schema and podenv-config(5) both come from `podenv config
+# schema`, i.e. from config/schema.c's one table, so they cannot drift.
+VERSION = $(shell sed -n 's/^#define PODENV_VERSION "\(.*\)"/\1/p' launcher/cli.h)
+MANDIR  ?= $(PREFIX)/share/man
+$(O)/share/mirrord-config.schema.json: $(O)/podenv
+	$(call quiet,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(O)/podenv config schema > $@.tmp && mv $@.tmp $@
+$(O)/share/man/podenv-config.5: $(O)/share/mirrord-config.schema.json packaging/gen-config-man.py
+	$(call quiet,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(PYTHON) packaging/gen-config-man.py $(VERSION) $< > $@.tmp && mv $@.tmp $@
+$(O)/share/man/%: packaging/man/%
+	$(Q)mkdir -p $(@D)
+	$(Q)sed 's/^\(\.TH .*\) "podenv" /\1 "podenv $(VERSION)" /' $< > $@
+MAN_PAGES := $(O)/share/man/podenv.1 $(O)/share/man/podenv-agent.8 $(O)/share/man/podenv-config.5
+man: $(MAN_PAGES) $(O)/share/mirrord-config.schema.json
+.PHONY: man
+
+install: all man
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(PREFIX)/share/podenv \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/vendor-completions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 	install -m 0755 $(O)/podenv $(O)/podenv-agent $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(O)/share/man/podenv.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(O)/share/man/podenv-config.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(O)/share/man/podenv-agent.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(O)/share/mirrord-config.schema.json $(DESTDIR)$(PREFIX)/share/podenv/
+	install -m 0644 packaging/completions/podenv.bash \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/podenv
+	install -m 0644 packaging/completions/_podenv $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/
+	install -m 0644 packaging/completions/podenv.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/podenv $(DESTDIR)$(PREFIX)/bin/podenv-agent
+	rm -f $(DESTDIR)$(PREFIX)/bin/podenv $(DESTDIR)$(PREFIX)/bin/podenv-agent \
+		$(DESTDIR)$(MANDIR)/man1/podenv.1 $(DESTDIR)$(MANDIR)/man5/podenv-config.5 \
+		$(DESTDIR)$(MANDIR)/man8/podenv-agent.8 \
+		$(DESTDIR)$(PREFIX)/share/podenv/mirrord-config.schema.json \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/podenv \
+		$(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_podenv \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/podenv.fish
+	-rmdir $(DESTDIR)$(PREFIX)/share/podenv 2>/dev/null
 .PHONY: install uninstall
 
 SOURCES := $(shell find $(MODULES) tests -name '*.[ch]' -not -path 'tests/fuzz/corpus/*' 2>/dev/null)
