@@ -1,0 +1,96 @@
+# bash completion for podenv                                -*- shell-script -*-
+
+_podenv_targets()
+{
+	local cur=$1 pids p
+	case $cur in
+	pid/*)
+		pids=()
+		for p in /proc/[0-9]*; do
+			pids+=("pid/${p#/proc/}")
+		done
+		COMPREPLY=($(compgen -W "${pids[*]}" -- "$cur"))
+		;;
+	*)
+		# pod/, deployment/, … need a Kubernetes client: later.
+		COMPREPLY=($(compgen -W "pid/ pod/ deployment/ rollout/ job/ cronjob/ statefulset/ service/ replicaset/ targetless" -- "$cur"))
+		[[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == */ ]] && compopt -o nospace 2>/dev/null
+		;;
+	esac
+}
+
+_podenv()
+{
+	local cur prev words cword
+	if declare -F _init_completion >/dev/null; then
+		_init_completion || return
+	else
+		cur=${COMP_WORDS[COMP_CWORD]}
+		prev=${COMP_WORDS[COMP_CWORD - 1]}
+		words=("${COMP_WORDS[@]}")
+		cword=$COMP_CWORD
+	fi
+
+	local commands="exec shell mount config debug explain doctor help"
+	local cmd= i
+	for ((i = 1; i < cword; i++)); do
+		case ${words[i]} in
+		-*) ;;
+		*)
+			cmd=${words[i]}
+			break
+			;;
+		esac
+	done
+
+	case $prev in
+	-t | --target)
+		_podenv_targets "$cur"
+		return
+		;;
+	-f | --config-file | --kubeconfig | --env-file | --trace)
+		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
+	--fs-mode)
+		COMPREPLY=($(compgen -W "read write local localwithoverrides" -- "$cur"))
+		return
+		;;
+	esac
+
+	case $cmd in
+	"")
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "-v --verbose -q --quiet -h --help -V --version" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+		fi
+		;;
+	help)
+		COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+		;;
+	config)
+		COMPREPLY=($(compgen -W "check schema -f --config-file" -- "$cur"))
+		;;
+	debug)
+		COMPREPLY=($(compgen -W "agent -t --target" -- "$cur"))
+		;;
+	exec | shell | mount | explain | doctor)
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "-f --config-file -t --target -n --target-namespace
+				-a --agent-namespace -l --agent-log-level -i --agent-image --agent-ttl
+				--agent-startup-timeout -e --ephemeral-container --fs-mode
+				-x --override-env-vars-exclude -s --override-env-vars-include
+				--no-remote-dns --skip-processes -c --accept-invalid-certificates --steal
+				--no-outgoing --no-tcp-outgoing --no-udp-outgoing --no-network --no-telemetry
+				--context --kubeconfig --env-file -k --key --connect-tcp
+				--disable-version-check --trace --daemon -h --help" -- "$cur"))
+		elif [[ $cmd == exec ]]; then
+			COMPREPLY=($(compgen -c -- "$cur"))
+		else
+			COMPREPLY=($(compgen -f -- "$cur"))
+		fi
+		;;
+	esac
+}
+complete -F _podenv podenv
