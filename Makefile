@@ -214,7 +214,9 @@ MAN_PAGES := $(O)/share/man/podenv.1 $(O)/share/man/podenv-agent.8 $(O)/share/ma
 man: $(MAN_PAGES) $(O)/share/mirrord-config.schema.json
 .PHONY: man
 
-install: all man
+# install-files installs what is built; install builds everything first.
+install: all install-files
+install-files: $(PROGRAMS) man
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(PREFIX)/share/podenv \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions \
@@ -238,7 +240,23 @@ uninstall:
 		$(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_podenv \
 		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/podenv.fish
 	-rmdir $(DESTDIR)$(PREFIX)/share/podenv 2>/dev/null
-.PHONY: install uninstall
+.PHONY: install install-files uninstall
+
+# make deb: dpkg-buildpackage in a temporary copy of the tree (tracked and
+# untracked-but-not-ignored files) with packaging/debian as debian/; the
+# results land in $(DEB_DIR).
+DEB_DIR ?= build-deb
+deb:
+	$(Q)set -e; t=$$(mktemp -d /tmp/podenv-deb.XXXXXX); trap 'rm -rf "$$t"' EXIT; \
+	src=$$t/podenv-$(VERSION); mkdir -p $$src; \
+	git ls-files -z -co --exclude-standard | tar -c --null -T - --ignore-failed-read -f - | tar -x -C $$src; \
+	rm -rf $$src/debian; cp -r packaging/debian $$src/debian; \
+	(cd $$src && dpkg-buildpackage -us -uc -b) > $$t/build.log 2>&1 || { tail -n 40 $$t/build.log; exit 1; }; \
+	mkdir -p $(DEB_DIR); cp $$t/*.deb $$t/*.buildinfo $$t/*.changes $$t/build.log $(DEB_DIR)/; \
+	for d in $$t/*.deb; do echo "  DEB     $(DEB_DIR)/$$(basename $$d)"; done
+lintian: deb
+	lintian --info $(DEB_DIR)/podenv_*.deb
+.PHONY: deb lintian
 
 SOURCES := $(shell find $(MODULES) tests -name '*.[ch]' -not -path 'tests/fuzz/corpus/*' 2>/dev/null)
 format:
