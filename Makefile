@@ -242,6 +242,23 @@ uninstall:
 	-rmdir $(DESTDIR)$(PREFIX)/share/podenv 2>/dev/null
 .PHONY: install install-files uninstall
 
+# make agent-static: podenv-agent linked statically against Debian's static
+# libraries (libc6-dev, libc-ares-dev, libssl-dev, libjson-c-dev,
+# libpcre2-dev, libyaml-dev all ship .a files), for the agent image.
+$(O)/podenv-agent-static: $(O)/agent/main.o $(call mod_archives,agent)
+	$(call quiet,LD,$@)
+	$(Q)$(CC) $(BASE_LDFLAGS) -static -o $@ $^ \
+		$(shell pkg-config --static --libs $(call mod_pkgs,agent)) $(agent_LIBS) 2> $@.log \
+		|| { cat $@.log; exit 1; }
+	$(Q)grep -v 'statically linked applications requires at runtime' $@.log | grep -v 'in function' >&2 || true
+agent-static: $(O)/podenv-agent-static
+# make agent-image: an OCI image archive (packaging/agent-image.sh), offline.
+$(O)/podenv-agent-oci.tar: $(O)/podenv-agent-static packaging/agent-image.sh
+	$(call quiet,OCI,$@)
+	$(Q)packaging/agent-image.sh $< $@ $(VERSION)
+agent-image: $(O)/podenv-agent-oci.tar
+.PHONY: agent-static agent-image
+
 # make deb: dpkg-buildpackage in a temporary copy of the tree (tracked and
 # untracked-but-not-ignored files) with packaging/debian as debian/; the
 # results land in $(DEB_DIR).

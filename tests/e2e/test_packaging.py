@@ -109,3 +109,81 @@ def test_config_man_page_lists_every_schema_field(build_dir):
 
     walk(schema, "")
     assert missing == []
+
+
+def unpack_oci(archive, dest):
+    """Unpack an OCI archive's (only) image into dest/rootfs; returns its config."""
+    with tarfile.open(archive) as t:
+        t.extractall(os.path.join(dest, "layout"))
+    layout = os.path.join(dest, "layout")
+    assert json.load(open(os.path.join(layout, "oci-layout")))["imageLayoutVersion"] == "1.0.0"
+
+    def blob(desc):
+        algo, digest = desc["digest"].split(":")
+        path = os.path.join(layout, "blobs", algo, digest)
+        assert os.path.getsize(path) == desc["size"]
+        run(["sh", "-c", f'[ "$(sha256sum < {path} | cut -d" " -f1)" = {digest} ]'], check=True)
+        return path
+
+    index = json.load(open(os.path.join(layout, "index.json")))
+    [mdesc] = index["manifests"]
+    manifest = json.load(open(blob(mdesc)))
+    config = json.load(open(blob(manifest["config"])))
+    rootfs = os.path.join(dest, "rootfs")
+    os.makedirs(rootfs)
+    for layer in manifest["layers"]:
+        assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+        with tarfile.open(blob(layer), "r:gz") as t:
+            t.extractall(rootfs)
+    return config, rootfs
+
+
+@pytest.mark.timeout(300)
+def test_agent_image_runs_against_the_cluster(cluster, build_dir):
+    """make agent-image, unpack the image, and use its agent for a session."""
+    make(build_dir, "agent-image")
+    with tempfile.TemporaryDirectory(prefix="podenv-oci.") as d:
+        config, rootfs = unpack_oci(os.path.join(build_dir, "podenv-agent-oci.tar"), d)
+        entry = config["config"]["Entrypoint"]
+        assert entry == ["/podenv-agent"]
+        agent = os.path.join(rootfs, entry[0].lstrip("/"))
+        r = run([agent, "--version"], check=True)
+        assert r.stdout.startswith("podenv-agent ")
+        r = run(["file", "-b", agent]) if shutil.which("file") else None
+        if r is not None:
+            assert "statically linked" in r.stdout
+        env = dict(os.environ, PODENV_AGENT=agent)
+        r = run([os.path.join(build_dir, "podenv"), "exec", "-t", f"pid/{cluster.pod_pid}",
+                 "--", "cat", "/etc/hostname"], env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "bear-pod\n"
+
+
+@pytest.mark.timeout(180)
+def test_deb_installs_and_runs(cluster, build_dir):
+    """make deb, dpkg -i, podenv from /usr/bin against the cluster, dpkg -r."""
+    for tool in ("dpkg-buildpackage", "dh", "dpkg"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    if os.geteuid() != 0:
+        pytest.skip("dpkg -i needs root")
+    if run(["dpkg-query", "-W", "podenv"]).returncode == 0 or os.path.exists("/usr/bin/podenv"):
+        pytest.skip("podenv is already installed on this machine; not touching it")
+    with tempfile.TemporaryDirectory(prefix="podenv-deb.") as d:
+        make(build_dir, "deb", f"DEB_DIR={d}", timeout=150)
+        [deb] = [f for f in os.listdir(d) if f.startswith("podenv_") and f.endswith(".deb")]
+        run(["dpkg", "-i", os.path.join(d, deb)], check=True, timeout=60)
+        try:
+            assert run(["/usr/bin/podenv", "--version"], check=True).stdout.startswith("podenv ")
+            r = run(["/usr/bin/podenv-agent", "--version"], check=True)
+            assert "protocol" in r.stdout
+            r = run(["/usr/bin/podenv", "doctor"], timeout=30)
+            assert r.returncode == 0, r.stdout + r.stderr
+            env = {k: v for k, v in os.environ.items() if k != "PODENV_AGENT"}
+            r = run(["/usr/bin/podenv", "exec", "-t", f"pid/{cluster.pod_pid}", "--",
+                     "cat", "/etc/hostname"], env=env, timeout=60)
+            assert r.returncode == 0, r.stderr
+            assert r.stdout == "bear-pod\n"
+        finally:
+            run(["dpkg", "-r", "podenv"], check=True, timeout=60)
+        assert not os.path.exists("/usr/bin/podenv")

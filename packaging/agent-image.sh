@@ -1,0 +1,64 @@
+#!/bin/sh
+# Build the agent's OCI image from scratch, offline: an OCI image layout
+# (oci-layout, index.json, blobs/sha256/) with one layer holding
+# /podenv-agent, tarred into one archive (`skopeo copy oci-archive:FILE …`,
+# `podman load -i FILE`). Deterministic: same binary, same archive.
+#
+#   packaging/agent-image.sh AGENT_BINARY OUT.tar [VERSION]
+set -eu
+agent=$1
+out=$2
+version=${3:-latest}
+case $(uname -m) in
+x86_64) arch=amd64 ;;
+aarch64) arch=arm64 ;;
+*) arch=$(uname -m) ;;
+esac
+
+t=$(mktemp -d /tmp/podenv-oci.XXXXXX)
+trap 'rm -rf "$t"' EXIT
+mkdir -p "$t/root" "$t/layout/blobs/sha256"
+
+# Deterministic tar: fixed order, times, owners.
+dtar() {
+	tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=posix \
+		--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime "$@"
+}
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+size() { stat -c %s "$1"; }
+blob() { # FILE -> moves it into blobs/, prints its digest
+	d=$(sha "$1")
+	mv "$1" "$t/layout/blobs/sha256/$d"
+	echo "$d"
+}
+
+# The layer: /podenv-agent, debug info stripped.
+cp "$agent" "$t/root/podenv-agent"
+strip --strip-debug "$t/root/podenv-agent" 2>/dev/null || true
+chmod 0755 "$t/root/podenv-agent"
+dtar -C "$t/root" -cf "$t/layer.tar" podenv-agent
+diff_id=$(sha "$t/layer.tar")
+gzip -9n <"$t/layer.tar" >"$t/layer.tar.gz"
+layer_size=$(size "$t/layer.tar.gz")
+layer=$(blob "$t/layer.tar.gz")
+
+cat >"$t/config.json" <<JSON
+{"architecture":"$arch","os":"linux","config":{"Entrypoint":["/podenv-agent"],"Env":["PATH=/"],"Labels":{"org.opencontainers.image.title":"podenv-agent","org.opencontainers.image.version":"$version"}},"rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]},"history":[{"created_by":"packaging/agent-image.sh"}]}
+JSON
+config_size=$(size "$t/config.json")
+config=$(blob "$t/config.json")
+
+cat >"$t/manifest.json" <<JSON
+{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:$config","size":$config_size},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:$layer","size":$layer_size}],"annotations":{"org.opencontainers.image.title":"podenv-agent"}}
+JSON
+manifest_size=$(size "$t/manifest.json")
+manifest=$(blob "$t/manifest.json")
+
+cat >"$t/layout/index.json" <<JSON
+{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:$manifest","size":$manifest_size,"platform":{"architecture":"$arch","os":"linux"},"annotations":{"org.opencontainers.image.ref.name":"$version"}}]}
+JSON
+echo '{"imageLayoutVersion":"1.0.0"}' >"$t/layout/oci-layout"
+
+mkdir -p "$(dirname "$out")"
+dtar -C "$t/layout" -cf "$out.tmp" oci-layout index.json blobs
+mv "$out.tmp" "$out"
