@@ -466,6 +466,17 @@ int cfg_load(const struct cfg_source *src, struct cfg **ret, struct err *reterr)
 /* Frees a cfg; NULL is fine. */
 void cfg_free(struct cfg *cfg);
 
+/* YAML (one document) onto a json-c tree, as the configuration is read;
+ * other YAML readers (kubeconfig) share it. Plain scalars are typed
+ * (null, booleans, numbers, strings) unless flags has CFG_YAML_STRINGS
+ * (then only null is special: "1.10" stays a string). Anchors and aliases
+ * are refused. *ret is NULL for an empty document; caller puts it.
+ * Errors: -EINVAL, reterr "NAME:LINE:COL: invalid YAML: …". */
+#define CFG_YAML_STRINGS 0x1u
+struct json_object;
+int cfg_yaml_to_json(const char *text, size_t len, const char *name, unsigned flags,
+		     struct json_object **ret, struct err *reterr);
+
 /* --- matching ------------------------------------------------------------ */
 
 /* Index of the first pattern of p that matches somewhere in s[0..len)

@@ -1,7 +1,8 @@
 /* YAML configurations (.yaml/.yml) read with libyaml onto the same json-c
  * tree as JSON, so everything after parsing is shared. Plain scalars are
  * typed as YAML 1.2's core schema does (null, true/false, integers,
- * floats, else strings); quoted scalars are always strings. Anchors and
+ * floats, else strings; or all strings with CFG_YAML_STRINGS, as
+ * kubeconfig readers want); quoted scalars are always strings. Anchors and
  * aliases are not supported (mirrord configs do not use them); errors
  * carry line:column.
  */
@@ -17,6 +18,7 @@
 struct ystate {
 	yaml_parser_t parser;
 	const char *name;
+	unsigned flags;
 	struct err *err;
 };
 
@@ -26,17 +28,19 @@ static int yerr(struct ystate *y, const yaml_mark_t *m, const char *msg)
 		       m->column + 1, msg);
 }
 
-static json_object *scalar(const yaml_event_t *ev)
+static json_object *scalar(const yaml_event_t *ev, unsigned flags)
 {
 	const char *s = (const char *)ev->data.scalar.value;
 	size_t n = ev->data.scalar.length;
 	char *end;
 
 	if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || ev->data.scalar.tag)
-		return json_object_new_string_len(s, (int)n);
+		return json_object_new_string_len(s, (int)MIN(n, (size_t)INT32_MAX));
 	if (n == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
 	    strcmp(s, "NULL") == 0)
 		return NULL;
+	if (flags & CFG_YAML_STRINGS)
+		return json_object_new_string_len(s, (int)MIN(n, (size_t)INT32_MAX));
 	if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0)
 		return json_object_new_boolean(1);
 	if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 || strcmp(s, "FALSE") == 0)
@@ -76,7 +80,7 @@ static int node(struct ystate *y, yaml_event_t *ev, json_object **out, int depth
 	case YAML_SCALAR_EVENT:
 		if (ev->data.scalar.anchor)
 			return yerr(y, &ev->start_mark, "anchors are not supported");
-		*out = scalar(ev);
+		*out = scalar(ev, y->flags);
 		return 0;
 	case YAML_ALIAS_EVENT:
 		return yerr(y, &ev->start_mark, "aliases are not supported");
@@ -147,7 +151,13 @@ static int node(struct ystate *y, yaml_event_t *ev, json_object **out, int depth
 int cfg_yaml_parse(const char *text, size_t len, const char *name, json_object **ret,
 		   struct err *reterr)
 {
-	struct ystate y = {.name = name, .err = reterr};
+	return cfg_yaml_to_json(text, len, name, 0, ret, reterr);
+}
+
+int cfg_yaml_to_json(const char *text, size_t len, const char *name, unsigned flags,
+		     struct json_object **ret, struct err *reterr)
+{
+	struct ystate y = {.name = name, .flags = flags, .err = reterr};
 	json_object *root = NULL;
 	bool have_doc = false;
 	int r = 0;

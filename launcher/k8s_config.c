@@ -24,9 +24,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <yaml.h>
 
 #include "common/macro.h"
+#include "config/config.h"
 #include "launcher/k8s_config.h"
 
 extern char **environ;
@@ -34,7 +34,6 @@ extern char **environ;
 #define EXEC_API_V1 "client.authentication.k8s.io/v1"
 #define EXEC_API_V1BETA1 "client.authentication.k8s.io/v1beta1"
 #define EXEC_CLUSTER_EXTENSION "client.authentication.k8s.io/exec"
-#define YAML_MAX_DEPTH 64
 #define STDERR_KEEP 4096
 #define NAMES_MAX 400 /* characters of a "(contexts: a, b)" list in a message */
 
@@ -245,160 +244,6 @@ static char *b64_encode(const char *s, size_t n)
 
 /* --- YAML onto json-c, scalars as strings --------------------------------- */
 
-struct kyaml {
-	yaml_parser_t parser;
-	const char *name;
-	struct err *err;
-};
-
-static int kyaml_err(struct kyaml *y, const yaml_mark_t *m, const char *msg)
-{
-	return err_set(y->err, -EINVAL, "kubeconfig %s:%zu:%zu: not valid YAML: %s", y->name,
-		       m->line + 1, m->column + 1, msg);
-}
-
-static int kyaml_next(struct kyaml *y, yaml_event_t *ev)
-{
-	if (!yaml_parser_parse(&y->parser, ev))
-		return kyaml_err(y, &y->parser.problem_mark,
-				 y->parser.problem ? y->parser.problem : "parse error");
-	return 0;
-}
-
-static json_object *kyaml_scalar(const yaml_event_t *ev)
-{
-	const char *s = (const char *)ev->data.scalar.value;
-	size_t n = ev->data.scalar.length;
-
-	if (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !ev->data.scalar.tag &&
-	    (n == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
-	     strcmp(s, "NULL") == 0))
-		return NULL;
-	return json_object_new_string_len(s, (int)MIN(n, (size_t)INT32_MAX));
-}
-
-static int kyaml_node(struct kyaml *y, yaml_event_t *ev, json_object **out, int depth)
-{
-	_cleanup_json_ json_object *c = NULL;
-	int r;
-
-	*out = NULL;
-	if (depth > YAML_MAX_DEPTH)
-		return kyaml_err(y, &ev->start_mark, "nested too deeply");
-	switch (ev->type) {
-	case YAML_SCALAR_EVENT:
-		if (ev->data.scalar.anchor)
-			return kyaml_err(y, &ev->start_mark, "anchors are not supported");
-		*out = kyaml_scalar(ev);
-		return 0;
-	case YAML_ALIAS_EVENT:
-		return kyaml_err(y, &ev->start_mark, "aliases are not supported");
-	case YAML_SEQUENCE_START_EVENT:
-		if (ev->data.sequence_start.anchor)
-			return kyaml_err(y, &ev->start_mark, "anchors are not supported");
-		c = json_object_new_array();
-		for (;;) {
-			yaml_event_t e;
-			json_object *v;
-
-			if ((r = kyaml_next(y, &e)) < 0)
-				return r;
-			if (e.type == YAML_SEQUENCE_END_EVENT) {
-				yaml_event_delete(&e);
-				break;
-			}
-			r = kyaml_node(y, &e, &v, depth + 1);
-			yaml_event_delete(&e);
-			if (r < 0)
-				return r;
-			json_object_array_add(c, v);
-		}
-		*out = TAKE_PTR(c);
-		return 0;
-	case YAML_MAPPING_START_EVENT:
-		if (ev->data.mapping_start.anchor)
-			return kyaml_err(y, &ev->start_mark, "anchors are not supported");
-		c = json_object_new_object();
-		for (;;) {
-			yaml_event_t k, e;
-			json_object *v;
-
-			if ((r = kyaml_next(y, &k)) < 0)
-				return r;
-			if (k.type == YAML_MAPPING_END_EVENT) {
-				yaml_event_delete(&k);
-				break;
-			}
-			if (k.type != YAML_SCALAR_EVENT) {
-				r = kyaml_err(y, &k.start_mark, "mapping keys must be strings");
-				yaml_event_delete(&k);
-				return r;
-			}
-			if ((r = kyaml_next(y, &e)) < 0) {
-				yaml_event_delete(&k);
-				return r;
-			}
-			r = kyaml_node(y, &e, &v, depth + 1);
-			yaml_event_delete(&e);
-			if (r >= 0)
-				json_object_object_add(c, (const char *)k.data.scalar.value, v);
-			yaml_event_delete(&k);
-			if (r < 0)
-				return r;
-		}
-		*out = TAKE_PTR(c);
-		return 0;
-	default:
-		return kyaml_err(y, &ev->start_mark, "unexpected YAML event");
-	}
-}
-
-/* Parses one document; *ret is NULL for an empty file. */
-static int kyaml_parse(const char *text, size_t len, const char *name, json_object **ret,
-		       struct err *reterr)
-{
-	struct kyaml y = {.name = name, .err = reterr};
-	_cleanup_json_ json_object *root = NULL;
-	bool have_doc = false;
-	int r = 0;
-
-	if (!yaml_parser_initialize(&y.parser))
-		abort();
-	yaml_parser_set_input_string(&y.parser, (const unsigned char *)text, len);
-	for (;;) {
-		yaml_event_t ev;
-
-		if ((r = kyaml_next(&y, &ev)) < 0)
-			break;
-		if (ev.type == YAML_STREAM_END_EVENT) {
-			yaml_event_delete(&ev);
-			break;
-		}
-		if (ev.type == YAML_STREAM_START_EVENT || ev.type == YAML_DOCUMENT_END_EVENT) {
-			yaml_event_delete(&ev);
-			continue;
-		}
-		if (ev.type == YAML_DOCUMENT_START_EVENT) {
-			if (have_doc) {
-				r = kyaml_err(&y, &ev.start_mark, "only one document is allowed");
-				yaml_event_delete(&ev);
-				break;
-			}
-			have_doc = true;
-			yaml_event_delete(&ev);
-			continue;
-		}
-		r = kyaml_node(&y, &ev, &root, 0);
-		yaml_event_delete(&ev);
-		if (r < 0)
-			break;
-	}
-	yaml_parser_delete(&y.parser);
-	if (r < 0)
-		return r;
-	*ret = TAKE_PTR(root);
-	return 0;
-}
 
 /* --- the merged kubeconfig ------------------------------------------------ */
 
@@ -588,7 +433,7 @@ static int kc_add(struct kc *kc, const char *path, const char *text, size_t len,
 	size_t fi;
 	int r;
 
-	if ((r = kyaml_parse(text, len, path, &root, e)) < 0)
+	if ((r = cfg_yaml_to_json(text, len, where, CFG_YAML_STRINGS, &root, e)) < 0)
 		return r;
 	if (root && !json_object_is_type(root, json_type_object))
 		return err_set(e, -EINVAL, "%s: not a kubeconfig (the top level is not a mapping)",

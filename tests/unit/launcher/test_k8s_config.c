@@ -825,7 +825,7 @@ TEST(error_file_missing_or_unreadable)
 
 TEST(error_not_yaml)
 {
-	fails("clusters: [\n  - name: x\n", NULL, -EINVAL, "not valid YAML", "config:2:3:");
+	fails("clusters: [\n  - name: x\n", NULL, -EINVAL, "invalid YAML", "config:2:3:");
 	fails("a: b\n---\nc: d\n", NULL, -EINVAL, "only one document", NULL);
 	fails("- just\n- a list\n", NULL, -EINVAL, "not a kubeconfig", NULL);
 	fails("clusters: {name: x}\n", NULL, -EINVAL, "clusters: expected a list", NULL);
