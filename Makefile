@@ -259,6 +259,23 @@ $(O)/podenv-agent-oci.tar: $(O)/podenv-agent-static packaging/agent-image.sh
 agent-image: $(O)/podenv-agent-oci.tar
 .PHONY: agent-static agent-image
 
+# make bench: every bench/*.sh (BENCH= picks some: BENCH="config_load vfs_route"),
+# each with this build folder; each one's output (the figures that get pasted into
+# bench/RESULTS.md) goes to $(O)/bench-results/NAME.txt. The scripts print
+# their figures rather than edit RESULTS.md, so updating it stays a manual
+# paste. agent, exec and net need root and start their own mini cluster.
+BENCH ?= $(basename $(notdir $(wildcard bench/*.sh)))
+bench: all
+	$(Q)mkdir -p $(O)/bench-results; failed=; \
+	for b in $(BENCH); do \
+		echo "  BENCH   bench/$$b.sh $(O) -> $(O)/bench-results/$$b.txt"; \
+		bench/$$b.sh $(O) > $(O)/bench-results/$$b.txt 2> $(O)/bench-results/$$b.log \
+			|| { failed="$$failed $$b"; tail -n 5 $(O)/bench-results/$$b.log; }; \
+	done; \
+	echo "results: $(O)/bench-results/*.txt (bench/RESULTS.md is not rewritten; paste from there)"; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
+.PHONY: bench
+
 # make deb: dpkg-buildpackage in a temporary copy of the tree (tracked and
 # untracked-but-not-ignored files) with packaging/debian as debian/; the
 # results land in $(DEB_DIR).
