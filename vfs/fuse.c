@@ -72,6 +72,7 @@ struct vfs_mount {
 	struct vfs_file_override *overrides; /* files served from memory */
 	size_t noverrides;
 	bool gone;	  /* unmounted from outside or FUSE connection ended */
+	struct vfs_handle *handles; /* open files (handle_new) */
 	/* Paths a skipped process (skip_processes) reached locally while they
 	 * route elsewhere for everyone else: one name, two files. The kernel
 	 * caches one inode per name, so these are never cached (attribute and
@@ -394,7 +395,35 @@ struct vfs_handle {
 	uint32_t prefetch_len;
 	bool prefetch_eof;
 	bool memory; /* an override: nothing on the agent to release */
+	/* Every handle is on its mount's list: files still open when the
+	 * mount goes away (the kernel sends no RELEASE then) are freed there. */
+	struct vfs_handle *prev, *next;
 };
+
+static struct vfs_handle *handle_new(struct vfs_mount *m)
+{
+	struct vfs_handle *h = xcalloc(1, sizeof(*h));
+
+	h->fd = -1;
+	h->next = m->handles;
+	if (m->handles)
+		m->handles->prev = h;
+	m->handles = h;
+	return h;
+}
+
+/* Unlinks and frees h (its fd and remote handle are the caller's). */
+static void handle_drop(struct vfs_mount *m, struct vfs_handle *h)
+{
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		m->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	free(h->prefetch);
+	free(h);
+}
 
 static void on_reply(void *userdata, const struct proto_msg *msg)
 {
@@ -426,7 +455,7 @@ static void on_reply(void *userdata, const struct proto_msg *msg)
 		fuse_reply_err(c->req, 0);
 		break;
 	case CALL_CREATE: {
-		struct vfs_handle *h = xcalloc(1, sizeof(*h));
+		struct vfs_handle *h = handle_new(m);
 		struct fuse_entry_param e = { 0 };
 		struct vfs_node *n = node_get(m, c->path);
 		h->remote = true;
@@ -439,7 +468,7 @@ static void on_reply(void *userdata, const struct proto_msg *msg)
 		c->fi.fh = (uint64_t)(uintptr_t)h;
 		if (fuse_reply_create(c->req, &e, &c->fi) != 0) {
 			node_forget(m, n, 1);
-			free(h);
+			handle_drop(m, h);
 		}
 		break;
 	}
@@ -987,7 +1016,7 @@ static void on_open_reply(void *userdata, const struct proto_msg *msg)
 		free(c);
 		return;
 	}
-	h = xcalloc(1, sizeof(*h));
+	h = handle_new(c->m);
 	h->remote = true;
 	h->fd = -1;
 	h->fh = msg->rep.fh;
@@ -1015,8 +1044,7 @@ static void on_open_reply(void *userdata, const struct proto_msg *msg)
 		struct proto_msg rel = { .type = PROTO_RELEASE };
 		rel.req.fh = h->fh;
 		proto_client_request(c->m->client, &rel, NULL, NULL);
-		free(h->prefetch);
-		free(h);
+		handle_drop(c->m, h);
 	}
 	free(c);
 }
@@ -1036,7 +1064,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fuse_reply_err(req, EACCES);
 			return;
 		}
-		struct vfs_handle *h = xcalloc(1, sizeof(*h));
+		struct vfs_handle *h = handle_new(m);
 		h->remote = true;
 		h->fd = -1;
 		h->fh = 0;
@@ -1047,8 +1075,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->fh = (uint64_t)(uintptr_t)h;
 		fi->direct_io = 1;
 		if (fuse_reply_open(req, fi) != 0) {
-			free(h->prefetch);
-			free(h);
+			handle_drop(m, h);
 		}
 		return;
 	}
@@ -1063,7 +1090,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fuse_reply_err(req, errno);
 			return;
 		}
-		struct vfs_handle *h = xcalloc(1, sizeof(*h));
+		struct vfs_handle *h = handle_new(m);
 		h->fd = fd;
 		fi->fh = (uint64_t)(uintptr_t)h;
 		/* Local files change only through us, or outside. */
@@ -1071,7 +1098,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->direct_io = is_mixed(m, path);
 		if (fuse_reply_open(req, fi) != 0) {
 			close(fd);
-			free(h);
+			handle_drop(m, h);
 		}
 		return;
 	}
@@ -1123,7 +1150,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 				close(fd);
 			return;
 		}
-		struct vfs_handle *h = xcalloc(1, sizeof(*h));
+		struct vfs_handle *h = handle_new(m);
 		struct fuse_entry_param e = { 0 };
 		struct vfs_node *n = node_get(m, path);
 		h->fd = fd;
@@ -1135,7 +1162,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		if (fuse_reply_create(req, &e, fi) != 0) {
 			node_forget(m, n, 1);
 			close(fd);
-			free(h);
+			handle_drop(m, h);
 		}
 		return;
 	}
@@ -1275,8 +1302,7 @@ static void handle_release(struct vfs_mount *m, struct vfs_handle *h)
 	} else if (!h->remote) {
 		close(h->fd);
 	}
-	free(h->prefetch);
-	free(h);
+	handle_drop(m, h);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1920,6 +1946,12 @@ void vfs_mount_free(struct vfs_mount *m)
 		fuse_session_destroy(m->se);
 	}
 	free(m->fbuf.mem);
+	/* Files still open when the mount went: no RELEASE will come. */
+	while (m->handles) {
+		if (!m->handles->remote && m->handles->fd >= 0)
+			close(m->handles->fd);
+		handle_drop(m, m->handles);
+	}
 	for (size_t pos = 0; map_next(&m->nodes, &pos, &key, &v);) {
 		struct vfs_node *n = v;
 		free(n->path);
