@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "launcher/cli.h"
+#include "proto/proto.h"
 
 struct cli_command {
 	const char *name;
@@ -59,7 +60,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
-			printf("podenv %s\n", PODENV_VERSION);
+			printf("podenv %s (protocol %d)\n", PODENV_VERSION, PROTO_VERSION);
 			return 0;
 		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
 			verbosity = MIN(verbosity + 1, LOG_TRACE);
@@ -80,6 +81,16 @@ int main(int argc, char **argv)
 	}
 	const char *name = argv[i];
 	if (!strcmp(name, "help")) {
+		/* `podenv help CMD` is `podenv CMD --help`. */
+		for (size_t c = 0; i + 1 < argc && c < ARRAY_SIZE(commands); c++)
+			if (commands[c].main && !strcmp(argv[i + 1], commands[c].name)) {
+				char *hargv[] = { argv[i + 1], "--help", NULL };
+				return commands[c].main(2, hargv);
+			}
+		if (i + 1 < argc) {
+			fprintf(stderr, "podenv: help: unknown command '%s'\n", argv[i + 1]);
+			return 2;
+		}
 		usage(stdout);
 		return 0;
 	}
