@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "agent/dns.h"
 #include "agent/session.h"
@@ -73,15 +74,88 @@ static void handle_unref(struct agent_handle *h)
 
 /* --- output ---------------------------------------------------------------- */
 
-/* Writes as much of `out` as the socket takes now. */
+/* Everything queued for the launcher, in bytes. */
+static size_t out_len(const struct agent_session *s)
+{
+	return s->q_bytes + buf_len(&s->out);
+}
+
+/* Moves *b (its storage, not its bytes) to the end of the queue, after
+ * everything queued so far; *b is empty afterwards. */
+static void out_queue(struct agent_session *s, struct buf *b)
+{
+	struct agent_out_item *it;
+
+	if (buf_len(b) == 0)
+		return;
+	it = xmalloc(sizeof(*it));
+	it->b = *b;
+	it->next = NULL;
+	buf_init(b);
+	if (s->q_tail)
+		s->q_tail->next = it;
+	else
+		s->q_head = it;
+	s->q_tail = it;
+	s->q_bytes += buf_len(&it->b);
+}
+
+static void out_pop(struct agent_session *s)
+{
+	struct agent_out_item *it = s->q_head;
+
+	s->q_head = it->next;
+	if (!s->q_head)
+		s->q_tail = NULL;
+	buf_done(&it->b);
+	free(it);
+}
+
+static void out_free(struct agent_session *s)
+{
+	while (s->q_head)
+		out_pop(s);
+	s->q_bytes = 0;
+	buf_done(&s->out);
+}
+
+/* Consumes n sent bytes from the front: queued buffers first, then out.
+ * Bytes leave strictly in order, so a partly sent frame is always
+ * finished before anything else goes. */
+static void out_consume(struct agent_session *s, size_t n)
+{
+	while (n > 0 && s->q_head) {
+		size_t k = MIN(n, buf_len(&s->q_head->b));
+		buf_consume(&s->q_head->b, k);
+		s->q_bytes -= k;
+		n -= k;
+		if (buf_len(&s->q_head->b) == 0)
+			out_pop(s);
+	}
+	buf_consume(&s->out, n);
+}
+
+/* Writes as much as the socket takes now. */
 static int session_flush(struct agent_session *s)
 {
-	while (buf_len(&s->out) > 0) {
+	while (out_len(s) > 0) {
 		ssize_t n;
-		if (s->tls)
-			n = agent_tls_write(s->tls, buf_data(&s->out), buf_len(&s->out));
-		else if ((n = send(s->fd, buf_data(&s->out), buf_len(&s->out), MSG_NOSIGNAL)) < 0)
-			n = -errno;
+		if (s->tls) {
+			struct buf *b = s->q_head ? &s->q_head->b : &s->out;
+			n = agent_tls_write(s->tls, buf_data(b), buf_len(b));
+		} else {
+			struct iovec iov[16];
+			struct agent_out_item *it = s->q_head;
+			int cnt = 0;
+			for (; it && cnt < 16; it = it->next)
+				iov[cnt++] = (struct iovec){ buf_data(&it->b), buf_len(&it->b) };
+			/* out follows the queue: only once all of the queue is in. */
+			if (!it && buf_len(&s->out) && cnt < 16)
+				iov[cnt++] = (struct iovec){ buf_data(&s->out), buf_len(&s->out) };
+			struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+			if ((n = sendmsg(s->fd, &mh, MSG_NOSIGNAL)) < 0)
+				n = -errno;
+		}
 		if (n < 0) {
 			if (n == -EINTR)
 				continue;
@@ -89,16 +163,16 @@ static int session_flush(struct agent_session *s)
 				break;
 			return n;
 		}
-		buf_consume(&s->out, (size_t)n);
+		out_consume(s, (size_t)n);
 	}
-	if (buf_len(&s->out) < OUT_STREAM_LOW)
+	if (out_len(s) < OUT_STREAM_LOW)
 		agent_streams_resume(s);
 	return 0;
 }
 
 bool agent_session_congested(const struct agent_session *s)
 {
-	return buf_len(&s->out) >= OUT_STREAM_HIGH;
+	return out_len(s) >= OUT_STREAM_HIGH;
 }
 
 /* Queues m and tries to send it at once. Encoding errors are our bugs:
@@ -149,7 +223,7 @@ void agent_session_kick(struct agent_session *s)
 
 static bool session_reading(const struct agent_session *s)
 {
-	return !s->closing && buf_len(&s->out) < OUT_HIGH;
+	return !s->closing && out_len(s) < OUT_HIGH;
 }
 
 static void session_update_events(struct agent_session *s)
@@ -160,7 +234,7 @@ static void session_update_events(struct agent_session *s)
 		return;
 	if (session_reading(s))
 		ev |= EPOLLIN;
-	if (buf_len(&s->out) > 0)
+	if (out_len(s) > 0)
 		ev |= EPOLLOUT;
 	if (s->tls) {
 		uint32_t want = agent_tls_events(s->tls);
@@ -231,7 +305,7 @@ static void session_unref(struct agent_session *s)
 	if (--s->refs > 0)
 		return;
 	proto_decoder_free(s->dec);
-	buf_done(&s->out);
+	out_free(s);
 	map_done(&s->streams);
 	free(s);
 }
@@ -257,10 +331,15 @@ static void request_done(struct agent_job *job)
 	if (!s->dead) {
 		/* An idle session takes the reply buffer as it is (a 1 MiB READ
 		 * is not copied again); otherwise it queues behind. */
-		if (buf_len(&s->out) == 0) {
+		if (out_len(s) == 0) {
 			struct buf empty = s->out;
 			s->out = rq->reply;
 			rq->reply = empty;
+		} else if (buf_len(&rq->reply) >= 65536) {
+			/* Behind what is queued, without copying it: the tail
+			 * moves into the queue, then the answer. */
+			out_queue(s, &s->out);
+			out_queue(s, &rq->reply);
 		} else {
 			buf_append(&s->out, buf_data(&rq->reply), buf_len(&rq->reply));
 		}

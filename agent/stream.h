@@ -14,6 +14,11 @@
 #define OUT_STREAM_HIGH (512u * 1024)
 #define OUT_STREAM_LOW (128u * 1024)
 
+struct agent_out_item {
+	struct buf b;
+	struct agent_out_item *next;
+};
+
 struct agent_session {
 	struct agent_server *srv;
 	uint64_t id;
@@ -22,7 +27,11 @@ struct agent_session {
 	struct loop_source *hello_timer; /* closes a session that never says HELLO */
 	struct agent_tls *tls; /* NULL: plain TCP or stdio */
 	struct proto_decoder *dec;
-	struct buf out;
+	struct buf out; /* the tail: small frames are encoded here */
+	/* Whole buffers that go out before `out` (a 1 MiB READ answer is
+	 * queued as it is rather than copied behind other output); FIFO. */
+	struct agent_out_item *q_head, *q_tail;
+	size_t q_bytes;
 	bool authed;
 	bool closing;
 	bool dead;
