@@ -9,6 +9,8 @@
 # Variants live in their own object folder: `make O=build-asan SAN=1`.
 
 O        ?= build
+# `make` alone builds everything (included .mk files define rules earlier).
+.DEFAULT_GOAL := all
 CC       ?= gcc
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -252,10 +254,12 @@ $(O)/podenv-agent-static: $(O)/agent/main.o $(call mod_archives,agent)
 		|| { cat $@.log; exit 1; }
 	$(Q)grep -v 'statically linked applications requires at runtime' $@.log | grep -v 'in function' >&2 || true
 agent-static: $(O)/podenv-agent-static
-# make agent-image: an OCI image archive (packaging/agent-image.sh), offline.
+# make agent-image: an OCI image archive (packaging/agent-image.sh), offline,
+# named AGENT_IMAGE: the default agent.image (config/target.c).
+AGENT_IMAGE = localhost/podenv-agent:$(VERSION)
 $(O)/podenv-agent-oci.tar: $(O)/podenv-agent-static packaging/agent-image.sh
 	$(call quiet,OCI,$@)
-	$(Q)packaging/agent-image.sh $< $@ $(VERSION)
+	$(Q)packaging/agent-image.sh $< $@ $(AGENT_IMAGE)
 agent-image: $(O)/podenv-agent-oci.tar
 .PHONY: agent-static agent-image
 

@@ -378,8 +378,15 @@ const struct cfg_custom cfg_target_custom = {
 
 /* --- agent.image --------------------------------------------------------- */
 
-#define IMAGE_REGISTRY "ghcr.io/metalbear-co/mirrord"
-#define IMAGE_TAG "latest"
+/* Our agent image, as `make agent-image` names it (AGENT_IMAGE in the
+ * Makefile; tests/e2e/test_packaging.py checks that they agree). "localhost/"
+ * because it is built here and loaded into the cluster (kind load
+ * image-archive, ctr images import, or pushed to a registry and named in
+ * agent.image), so it is never pulled from a public registry under a name
+ * someone else could own. The tag is the release (PODENV_VERSION), so that
+ * launcher and agent speak the same protocol. */
+#define IMAGE_REGISTRY "localhost/podenv-agent"
+#define IMAGE_TAG "0.1.0"
 
 static int image_parse(struct cfg_ctx *ctx, json_object *v, void *field, const char *path)
 {

@@ -4,11 +4,21 @@
 # /podenv-agent, tarred into one archive (`skopeo copy oci-archive:FILE …`,
 # `podman load -i FILE`). Deterministic: same binary, same archive.
 #
-#   packaging/agent-image.sh AGENT_BINARY OUT.tar [VERSION]
+#   packaging/agent-image.sh AGENT_BINARY OUT.tar [NAME:TAG]
+#
+# NAME:TAG (default localhost/podenv-agent:latest; the Makefile passes
+# AGENT_IMAGE, the default of the config's agent.image) goes into the index
+# as org.opencontainers.image.ref.name and io.containerd.image.name, so that
+# `ctr images import`, `kind load image-archive` and `podman load` give the
+# image the name podenv asks Kubernetes for.
 set -eu
 agent=$1
 out=$2
-version=${3:-latest}
+ref=${3:-localhost/podenv-agent:latest}
+case ${ref##*/} in
+*:*) version=${ref##*:} ;;
+*) echo "agent-image.sh: $ref: expected NAME:TAG" >&2; exit 1 ;;
+esac
 case $(uname -m) in
 x86_64) arch=amd64 ;;
 aarch64) arch=arm64 ;;
@@ -55,7 +65,7 @@ manifest_size=$(size "$t/manifest.json")
 manifest=$(blob "$t/manifest.json")
 
 cat >"$t/layout/index.json" <<JSON
-{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:$manifest","size":$manifest_size,"platform":{"architecture":"$arch","os":"linux"},"annotations":{"org.opencontainers.image.ref.name":"$version"}}]}
+{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:$manifest","size":$manifest_size,"platform":{"architecture":"$arch","os":"linux"},"annotations":{"org.opencontainers.image.ref.name":"$ref","io.containerd.image.name":"$ref"}}]}
 JSON
 echo '{"imageLayoutVersion":"1.0.0"}' >"$t/layout/oci-layout"
 

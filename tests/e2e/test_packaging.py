@@ -144,6 +144,15 @@ def test_agent_image_runs_against_the_cluster(cluster, build_dir):
     make(build_dir, "agent-image")
     with tempfile.TemporaryDirectory(prefix="podenv-oci.") as d:
         config, rootfs = unpack_oci(os.path.join(build_dir, "podenv-agent-oci.tar"), d)
+        # The image is named what the config's agent.image asks for by default.
+        [mdesc] = json.load(open(os.path.join(d, "layout", "index.json")))["manifests"]
+        r = run([os.path.join(build_dir, "podenv"), "config", "schema"], check=True)
+        default = json.loads(r.stdout)["properties"]["agent"]["properties"]["image"]["default"]
+        version = run([os.path.join(build_dir, "podenv"), "--version"], check=True).stdout.split()[1]
+        assert default == f"localhost/podenv-agent:{version}"
+        assert mdesc["annotations"]["org.opencontainers.image.ref.name"] == default
+        assert mdesc["annotations"]["io.containerd.image.name"] == default
+        assert config["config"]["Labels"]["org.opencontainers.image.version"] == version
         entry = config["config"]["Entrypoint"]
         assert entry == ["/podenv-agent"]
         agent = os.path.join(rootfs, entry[0].lstrip("/"))

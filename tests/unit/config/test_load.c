@@ -184,7 +184,7 @@ TEST(defaults_empty)
 	CHECK_INT(c->target.kind, ==, CFG_TARGET_NONE);
 	CHECK(c->target.namespace == NULL);
 	CHECK_STR(c->agent.log_level, "info");
-	CHECK_STR(c->agent.image, "ghcr.io/metalbear-co/mirrord:latest");
+	CHECK_STR(c->agent.image, "localhost/podenv-agent:0.1.0");
 	CHECK_STR(c->agent.image_pull_policy, "IfNotPresent");
 	CHECK_INT(c->agent.ttl, ==, 1);
 	CHECK_INT(c->agent.startup_timeout, ==, 60);
@@ -507,7 +507,7 @@ TEST(agent_image_forms)
 	CHECK_STR(c->agent.image, "internal.repo/images/mirrord:3.1");
 	cfg_free(c);
 	c = load("{\"agent\": {\"image\": {\"registry\": \"r.io/m\"}}}");
-	CHECK_STR(c->agent.image, "r.io/m:latest");
+	CHECK_STR(c->agent.image, "r.io/m:0.1.0"); /* the tag defaults to the release */
 	cfg_free(c);
 }
 
@@ -628,7 +628,7 @@ TEST(env_overrides)
 	CHECK_STR(c->target.namespace, "envns");
 	CHECK_STR(c->agent.namespace, "agentns");
 	CHECK_STR(c->agent.log_level, "debug");
-	CHECK_STR(c->agent.image, "ghcr.io/metalbear-co/mirrord:9.9");
+	CHECK_STR(c->agent.image, "localhost/podenv-agent:9.9");
 	CHECK_INT(c->agent.ttl, ==, 7);
 	CHECK_INT(c->feature.fs.mode, ==, CFG_FS_LOCALWITHOVERRIDES);
 	CHECK_INT(c->feature.network.incoming.mode, ==, CFG_INCOMING_STEAL);
