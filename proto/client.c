@@ -56,6 +56,8 @@ struct proto_client {
 	uint64_t ping_counter;
 	/* Streams with data (or a queued SHUTDOWN/CLOSE) and credit to send. */
 	struct proto_stream *ring_head, *ring_tail;
+	proto_incoming_fn incoming; /* NULL: INCOMING streams are refused */
+	void *incoming_userdata;
 	unsigned in_input; /* > 0 while input callbacks run */
 };
 
@@ -224,6 +226,35 @@ int proto_stream_open(struct proto_client *c, uint8_t kind, const struct proto_a
 	proto_credit_init(&st->credit, c->peer_window, PROTO_WINDOW_DEFAULT);
 	map_put(&c->streams, st->id, st);
 	wake(c);
+	*ret = st;
+	return 0;
+}
+
+void proto_client_set_incoming(struct proto_client *c, proto_incoming_fn fn, void *userdata)
+{
+	c->incoming = fn;
+	c->incoming_userdata = userdata;
+}
+
+int proto_stream_accept(struct proto_client *c, uint64_t id, const struct proto_stream_ops *ops,
+			void *userdata, struct proto_stream **ret)
+{
+	struct proto_stream *st;
+
+	if (c->state != CLIENT_READY)
+		return -ENOTCONN;
+	if (!(id & PROTO_ID_AGENT) || map_get(&c->streams, id))
+		return -EINVAL;
+	st = xcalloc(1, sizeof(*st));
+	st->c = c;
+	st->id = id;
+	st->kind = PROTO_STREAM_TCP;
+	st->ops = ops;
+	st->userdata = userdata;
+	st->opened = true; /* INCOMING is the opening: no response to wait for */
+	buf_init(&st->queue);
+	proto_credit_init(&st->credit, c->peer_window, PROTO_WINDOW_DEFAULT);
+	map_put(&c->streams, st->id, st);
 	*ret = st;
 	return 0;
 }
@@ -599,12 +630,20 @@ static int on_frame(struct proto_client *c, const struct proto_frame *f)
 		on_stream_msg(c, &m);
 		return c->state == CLIENT_LOST ? -EPROTO : 0;
 	case PROTO_INCOMING: {
-		/* Incoming connections come with the incoming feature; until a
-		 * subscription exists there is nobody to take one: refuse it. */
-		struct proto_msg rst = { .type = PROTO_STREAM_CLOSE, .id = m.id,
-					 .error = ECONNREFUSED };
-		proto_msg_encode(&c->ctl, &rst);
-		wake(c);
+		/* The owner takes the stream with proto_stream_accept() during
+		 * the callback; a stream nobody took is refused. */
+		if (map_get(&c->streams, m.id))
+			return protocol_error(c, "INCOMING for a stream id in use");
+		if (c->incoming)
+			c->incoming(c->incoming_userdata, m.id, &m.incoming);
+		if (c->state == CLIENT_LOST)
+			return -EPROTO;
+		if (!map_get(&c->streams, m.id)) {
+			struct proto_msg rst = { .type = PROTO_STREAM_CLOSE, .id = m.id,
+						 .error = ECONNREFUSED };
+			proto_msg_encode(&c->ctl, &rst);
+			wake(c);
+		}
 		return 0;
 	}
 	default:

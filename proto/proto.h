@@ -635,6 +635,18 @@ void proto_client_goodbye(struct proto_client *c, uint32_t code, const char *rea
 int proto_stream_open(struct proto_client *c, uint8_t kind, const struct proto_addr *addr,
 		      uint16_t port, const struct proto_stream_ops *ops, void *userdata,
 		      struct proto_stream **ret);
+/* An INCOMING frame announced stream `id` (docs/PROTOCOL.md §4.4); in
+ * borrows from the frame. Take it with proto_stream_accept() before
+ * returning, or it is refused (STREAM_CLOSE ECONNREFUSED). */
+typedef void (*proto_incoming_fn)(void *userdata, uint64_t id, const struct proto_incoming *in);
+/* Sets who takes INCOMING streams (fn NULL: nobody, every one is refused). */
+void proto_client_set_incoming(struct proto_client *c, proto_incoming_fn fn, void *userdata);
+/* Takes the INCOMING stream `id`, from inside the incoming callback: its
+ * frames go to ops from now on (no opened() call: it is open). The stream
+ * is freed after closed(), or by proto_stream_close(). Errors: -ENOTCONN
+ * session over, -EINVAL not an agent stream id or already taken. */
+int proto_stream_accept(struct proto_client *c, uint64_t id, const struct proto_stream_ops *ops,
+			void *userdata, struct proto_stream **ret);
 /* Queues up to n bytes (UDP: one datagram, all or nothing); returns how
  * many were accepted: less than n when the queue is full (then writable()
  * follows). */
