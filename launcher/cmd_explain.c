@@ -222,12 +222,21 @@ static void explain_flow(struct explain *x, const struct net_dest *dest)
 	struct net_decision d;
 
 	trace_dest_format(dest, what, sizeof(what));
-	if (dest->family == AF_INET
-		    ? dest->addr[0] == 127
-		    : dest->family == AF_INET6 &&
-			      IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)dest->addr)) {
-		printf("%s %s: local: the app's loopback (never leaves the app's network)\n", kind,
-		       what);
+	if (dest->family == AF_INET6 && IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)dest->addr)) {
+		printf("%s %s: local: the app's loopback (IPv6 ::1 never leaves the app's "
+		       "network)\n",
+		       kind, what);
+		return;
+	}
+	if (dest->family == AF_INET && dest->addr[0] == 127) {
+		/* The session's order: the app's own listener first (the
+		 * relay asks sock_diag), then net_flow_decide. */
+		net_flow_decide(o, NULL, dest, &d);
+		print_net(kind, what, &d,
+			  d.remote ? " (the pod's loopback), unless the app listens on this port: "
+				     "then the app's own loopback"
+				   : ", unless the app listens on this port: then the app's own "
+				     "loopback");
 		return;
 	}
 	if (x->network && dest->proto == IPPROTO_UDP && dest->port == 53) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <linux/netlink.h>
 #include <sys/socket.h>
 
 #include "common/log.h"
@@ -37,6 +38,7 @@ struct net {
 	struct session *s;
 	int fds[NET_NFDS];
 	struct vnet_relay *relay;
+	struct vnet_loopback *loopback;
 	struct dns_server *dns;
 	struct net_names names;
 };
@@ -112,7 +114,15 @@ int net_child_setup(int fds[NET_NFDS], struct err *reterr)
 	if (r < 0)
 		return r;
 	fds[NET_FD_DNS_TCP] = r = bound_socket(AF_INET, SOCK_STREAM, NET_ADDR4, 53, reterr);
-	return r < 0 ? r : 0;
+	if (r < 0)
+		return r;
+	/* Netlink sockets belong to the namespace they are made in: the
+	 * launcher keeps these two to manage the app's loopback. */
+	fds[NET_FD_RTNL] = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	fds[NET_FD_DIAG] = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (fds[NET_FD_RTNL] < 0 || fds[NET_FD_DIAG] < 0)
+		return err_set_errno(reterr, -errno, "opening netlink sockets in the app's network");
+	return vnet_loopback_route_setup(fds[NET_FD_RTNL], reterr);
 }
 
 /* --- names --------------------------------------------------------------------------- */
@@ -266,6 +276,10 @@ void net_flow_decide(const struct cfg_outgoing *o, const struct net_names *names
 		     const struct net_dest *d, struct net_decision *ret)
 {
 	*ret = (struct net_decision){ .proto = d->proto, .index = -1, .dest_name = d->name };
+	if (o->ignore_localhost && d->family == AF_INET && d->addr[0] == 127) {
+		ret->rule = NET_RULE_LOCALHOST;
+		return;
+	}
 	if ((d->proto == IPPROTO_TCP && !o->tcp) || (d->proto == IPPROTO_UDP && !o->udp)) {
 		ret->rule = NET_RULE_OFF;
 		return;
@@ -302,6 +316,9 @@ int net_decision_format(const struct net_decision *d, char *buf, size_t size)
 	case NET_RULE_OFF:
 		buf_printf(&b, "%s.%s: false", field,
 			   d->dns ? "enabled" : d->proto == IPPROTO_TCP ? "tcp" : "udp");
+		break;
+	case NET_RULE_LOCALHOST:
+		buf_printf(&b, "%s.ignore_localhost: true (this host's loopback)", field);
 		break;
 	case NET_RULE_NO_FILTER:
 		buf_printf(&b, "%s: no filter: everything remote", field);
@@ -466,6 +483,10 @@ int net_start(struct session *s, int fds[NET_NFDS], struct net **ret, struct err
 	parse_addr(NET_PEER4, AF_INET, &rc.peer4);
 	parse_addr(NET_ADDR6, AF_INET6, &rc.addr6);
 	parse_addr(NET_PEER6, AF_INET6, &rc.peer6);
+	r = vnet_loopback_new(s->loop, fds[NET_FD_RTNL], fds[NET_FD_DIAG], &n->loopback, reterr);
+	if (r < 0)
+		goto fail;
+	rc.loopback = n->loopback;
 	r = vnet_relay_new(&rc, &n->relay, reterr);
 	if (r < 0)
 		goto fail;
@@ -485,6 +506,7 @@ void net_free(struct net *n)
 		return;
 	vnet_relay_free(n->relay);
 	n->relay = NULL;
+	vnet_loopback_free(n->loopback);
 	dns_server_free(n->dns);
 	/* The last close of a TUN fd tears the device down and waits for RCU
 	 * grace periods (~20 ms): leave that to a short-lived child, so the

@@ -21,7 +21,16 @@
 #define NET_PLEN6 126
 
 /* The fds the sandbox child creates inside the app's namespace. */
-enum { NET_FD_TUN, NET_FD_LISTEN4, NET_FD_LISTEN6, NET_FD_DNS_UDP, NET_FD_DNS_TCP, NET_NFDS };
+enum {
+	NET_FD_TUN,
+	NET_FD_LISTEN4,
+	NET_FD_LISTEN6,
+	NET_FD_DNS_UDP,
+	NET_FD_DNS_TCP,
+	NET_FD_RTNL, /* rtnetlink and sock_diag: the app's loopback (vnet/loopback.c) */
+	NET_FD_DIAG,
+	NET_NFDS
+};
 
 struct net;
 
@@ -51,6 +60,7 @@ enum net_rule {
 	NET_RULE_NO_FILTER, /* no filter: everything remote */
 	NET_RULE_ENTRY,	    /* a filter entry matched */
 	NET_RULE_NO_MATCH,  /* no entry matched: the side opposite to the filter's */
+	NET_RULE_LOCALHOST, /* 127.0.0.0/8 with outgoing.ignore_localhost: this host's loopback */
 };
 
 struct net_decision {
@@ -72,7 +82,10 @@ struct net_decision {
 struct net_names;
 
 /* Decides a new flow by feature.network.outgoing (mirrord §4.3): the code
- * the relay's route callback runs. names: the session's table, or NULL
+ * the relay's route callback runs. A flow to 127.0.0.0/8 reaches it only when
+ * the app does not listen on that port (vnet/loopback.c): with
+ * ignore_localhost it stays on this host, else the filters decide as for any
+ * address (remote: the pod's loopback). names: the session's table, or NULL
  * (explain: name entries match d->name directly). o and names are borrowed;
  * *ret borrows from o. Any thread; no I/O. */
 void net_flow_decide(const struct cfg_outgoing *o, const struct net_names *names,

@@ -654,6 +654,11 @@ static void udp_packet(struct vnet_relay *r, struct vnet_packet *p, const struct
 	struct flow *f;
 	int verdict;
 
+	if (!e && vnet_addr_is_loopback4(t) &&
+	    vnet_loopback_is_local(r->cfg.loopback, IPPROTO_UDP, t->dport)) {
+		tun_write(r, p->data, p->len); /* the app's own UDP socket (loopback.c) */
+		return;
+	}
 	if (t->dport == 53 && r->cfg.dns_query) {
 		/* Any resolver address: our DNS answers (hard-coded resolvers). */
 		r->cfg.dns_query(r->cfg.userdata, t, p->data + p->payload_off, p->payload_len);
@@ -770,6 +775,16 @@ static void tcp_packet(struct vnet_relay *r, struct vnet_packet *p, struct vnet_
 		return;
 	}
 	e = vnet_nat_lookup(r->nat, t);
+	if (!e && vnet_addr_is_loopback4(t) && r->cfg.loopback) {
+		/* To a port the app listens on: back into the TUN, the kernel
+		 * delivers it to the app's socket (loopback.c). */
+		bool syn = (p->tcp_flags & (VNET_TCP_SYN | VNET_TCP_ACK)) == VNET_TCP_SYN;
+		if (syn ? vnet_loopback_is_local(r->cfg.loopback, IPPROTO_TCP, t->dport)
+			: vnet_loopback_known_local(r->cfg.loopback, IPPROTO_TCP, t->dport)) {
+			tun_write(r, p->data, p->len);
+			return;
+		}
+	}
 	if (!e) {
 		if ((p->tcp_flags & (VNET_TCP_SYN | VNET_TCP_ACK | VNET_TCP_RST)) == VNET_TCP_SYN) {
 			tcp_new_flow(r, p, t);

@@ -136,6 +136,8 @@ int vnet_netns_setup(const struct vnet_netns_cfg *cfg, int *ret_tun_fd, struct e
 	write_sysctl("/proc/sys/net/ipv4/conf/default/rp_filter", "0");
 	write_sysctl("/proc/sys/net/ipv4/conf/all/accept_local", "1");
 	write_sysctl("/proc/sys/net/ipv4/ip_forward", "0");
+	/* Answers from 127.0.0.0/8 come in on the TUN (loopback.c). */
+	write_sysctl("/proc/sys/net/ipv4/conf/all/route_localnet", "1");
 
 	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)

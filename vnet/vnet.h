@@ -291,6 +291,35 @@ int vnet_tun_check(struct err *reterr);
  * TUN fd (caller closes), or a negative errno and reterr naming the step. */
 int vnet_netns_setup(const struct vnet_netns_cfg *cfg, int *ret_tun_fd, struct err *reterr);
 
+/* ---- the app's loopback (loopback.c) ------------------------------------------ */
+
+/* mirrord's ignore_localhost: 127.0.0.0/8 leaves through the TUN (to the pod's
+ * loopback, or this host's) except for the ports the app itself listens on,
+ * which stay on lo. IPv6 ::1 always stays on lo (see loopback.c). */
+struct vnet_loopback;
+
+/* In the app's namespace (child, after vnet_netns_setup): the policy rules
+ * that send 127.0.0.0/8 to the TUN. rtnl_fd: a NETLINK_ROUTE socket of the
+ * namespace. */
+int vnet_loopback_route_setup(int rtnl_fd, struct err *reterr);
+
+/* The parent's side: fds (borrowed) are a NETLINK_ROUTE and a
+ * NETLINK_SOCK_DIAG socket created in the app's namespace. */
+int vnet_loopback_new(struct loop *loop, int rtnl_fd, int diag_fd, struct vnet_loopback **ret,
+		      struct err *reterr);
+void vnet_loopback_free(struct vnet_loopback *lb);
+
+/* True when the app listens on proto/port on an address that takes
+ * 127.0.0.1 (asked of sock_diag); the port's exception rules are then in
+ * place, so the packet that asked may be written back into the TUN.
+ * NULL lb: false. */
+bool vnet_loopback_is_local(struct vnet_loopback *lb, uint8_t proto, uint16_t port);
+/* Only what is already known (no sock_diag). */
+bool vnet_loopback_known_local(const struct vnet_loopback *lb, uint8_t proto, uint16_t port);
+
+/* True when t goes to 127.0.0.0/8. */
+bool vnet_addr_is_loopback4(const struct vnet_tuple *t);
+
 /* ---- the relay (relay.c) ------------------------------------------------------ */
 
 struct proto_client;
@@ -318,6 +347,9 @@ struct vnet_relay_cfg {
 	 * vnet_relay_udp_reply() (NULL: relayed like other UDP). */
 	void (*dns_query)(void *userdata, const struct vnet_tuple *t, const uint8_t *query,
 			  size_t len);
+	/* Borrowed, or NULL: 127.0.0.0/8 flows to ports the app listens on
+	 * are written back into the TUN (the app's own loopback). */
+	struct vnet_loopback *loopback;
 	void *userdata;
 };
 
@@ -333,5 +365,31 @@ void vnet_relay_free(struct vnet_relay *r);
  * answer goes from t's destination to t's source). */
 void vnet_relay_udp_reply(struct vnet_relay *r, const struct vnet_tuple *t, const void *payload,
 			  size_t len);
+
+/* ---- delivery of incoming connections (deliver.c) ----------------------------- */
+
+/* Relays connections that reach the app from outside its namespace: each
+ * joins a socket connected (or connecting) to the app's listener with its
+ * far side, an INCOMING stream or a socket of this host. */
+struct vnet_deliver;
+
+/* refused (may be NULL) is called when the app refused a connection (its
+ * listener is gone). Caller frees with vnet_deliver_free(), which resets
+ * every connection still open. Loop thread only. */
+int vnet_deliver_new(struct loop *loop, void (*refused)(void *userdata), void *userdata,
+		     struct vnet_deliver **ret);
+void vnet_deliver_free(struct vnet_deliver *d);
+
+/* Takes INCOMING stream `id` of client (call from the client's incoming
+ * callback) and relays it to app_fd, a non-blocking TCP socket whose
+ * connect() to the app has been started. mirror: what the app answers is
+ * dropped. Takes ownership of app_fd on success only. */
+int vnet_deliver_stream(struct vnet_deliver *d, struct proto_client *client, uint64_t id,
+			bool mirror, int app_fd);
+/* Relays a connected host socket far_fd to app_fd (as above). Takes
+ * ownership of both on success only. */
+int vnet_deliver_socket(struct vnet_deliver *d, int far_fd, int app_fd);
+/* Connections being relayed (or being freed). */
+unsigned vnet_deliver_count(const struct vnet_deliver *d);
 
 #endif

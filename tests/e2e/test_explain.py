@@ -95,7 +95,7 @@ def test_explain_forms(build_dir, tmp_path):
         "udp 8.8.8.8:53: dns: UDP to port 53 goes to podenv's DNS server, whatever the address "
         "(each name then follows feature.network.dns)",
         'tcp 10.9.9.9: remote: feature.network.outgoing.filter.remote[0] "10.0.0.0/8"',
-        "tcp [::1]:80: local: the app's loopback (never leaves the app's network)",
+        "tcp [::1]:80: local: the app's loopback (IPv6 ::1 never leaves the app's network)",
         'file /secret/k: not found: feature.fs.not_found[0] "^/secret" (step 2)',
         f'file {tmp_path}/a.json: remote read-write: feature.fs.read_write[0] "\\.json$" (step 3)',
         f"file {parent}/t/x/y: local: default local list[22] \"^/tmp(/|$)\" (step 8)",

@@ -329,3 +329,85 @@ def test_many_short_connections_none_reset(cluster, build_dir):
     r = sh(cluster, build_dir, f"{PY} -c \"{script}\"", timeout=180)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "0"
+
+
+@pytest.fixture
+def host_loopback_server():
+    """A TCP server on this host's 127.0.0.1 (loopback: never leaves it)."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                continue
+            c.sendall(b"host-loopback\n")
+            c.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    yield srv.getsockname()[1]
+    stop.set()
+    t.join()
+    srv.close()
+
+
+LOCAL_SERVERS = (
+    # the app's own servers: TCP on 127.0.0.1 and on 0.0.0.0, UDP on 127.0.0.1
+    f"{PY} -c \"\nimport socket, threading, time\n"
+    "def tcp(addr, port, word):\n"
+    "    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "    s.bind((addr, port)); s.listen(8)\n"
+    "    def loop():\n"
+    "        while True:\n"
+    "            c, _ = s.accept(); c.sendall(word); c.close()\n"
+    "    threading.Thread(target=loop, daemon=True).start()\n"
+    "tcp('127.0.0.1', 8000, b'app-8000\\n'); tcp('0.0.0.0', 8001, b'app-8001\\n')\n"
+    "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('127.0.0.1', 9999))\n"
+    "def udp():\n"
+    "    while True:\n"
+    "        d, a = u.recvfrom(100); u.sendto(b'app-udp:' + d, a)\n"
+    "threading.Thread(target=udp, daemon=True).start()\n"
+    "open('/tmp/podenv-lo-ready', 'w').close(); time.sleep(60)\n\" & P=$!; "
+    "while [ ! -e /tmp/podenv-lo-ready ]; do sleep 0.05; done; "
+)
+
+UDP_ASK = (f"{PY} -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+           "s.settimeout(5); s.sendto(b'hi', ('127.0.0.1', 9999)); print(s.recv(100).decode())\"")
+
+
+def test_loopback_is_the_pods_unless_the_app_listens(cluster, build_dir):
+    """ignore_localhost false (mirrord's default): 127.0.0.1 reaches the
+    pod's loopback (its app on :80 answers pod-original), except ports the
+    app itself listens on, which stay on the app's own loopback."""
+    r = sh(cluster, build_dir,
+           "rm -f /tmp/podenv-lo-ready; curl -s -m 10 http://127.0.0.1/; echo; "
+           + LOCAL_SERVERS +
+           "busybox nc -w 3 127.0.0.1 8000 </dev/null; busybox nc -w 3 127.0.0.2 8001 </dev/null; "
+           + UDP_ASK + "; busybox nc -w 3 127.0.0.1 8000 </dev/null; "
+           "curl -s -m 10 http://127.0.0.1:80/again; echo; "
+           "curl -s -m 10 http://127.0.0.1:81/; echo \"closed=$?\"; kill $P")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["pod-original", "app-8000", "app-8001", "app-udp:hi",
+                                     "app-8000", "pod-original", "closed=7"], r.stderr
+
+
+def test_ignore_localhost_reaches_this_hosts_loopback(cluster, build_dir, host_loopback_server,
+                                                     tmp_path):
+    port = host_loopback_server
+    cfg = {"feature": {"network": {"outgoing": {"ignore_localhost": True}}}}
+    r = sh(cluster, build_dir,
+           f"rm -f /tmp/podenv-lo-ready; busybox nc -w 3 127.0.0.1 {port} </dev/null; "
+           + LOCAL_SERVERS + "busybox nc -w 3 127.0.0.1 8000 </dev/null; " + UDP_ASK
+           + "; kill $P", config=cfg, tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["host-loopback", "app-8000", "app-udp:hi"], r.stderr
+    # Without it, the same port is the pod's loopback, where nothing listens.
+    r = sh(cluster, build_dir, f"busybox nc -w 3 127.0.0.1 {port} </dev/null; echo rc=$?")
+    assert "host-loopback" not in r.stdout, r.stdout
