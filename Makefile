@@ -177,7 +177,7 @@ DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	libcurl4-openssl-dev libssl-dev libc-ares-dev libpcre2-dev \
 	iproute2 busybox-static dnsmasq-base python3 python3-pytest \
 	procps psmisc curl dnsutils socat tmux clang-format hyperfine bindfs sshfs openssh-server \
-	iperf3 dnsperf slirp4netns wrk strace linux-perf \
+	iperf3 dnsperf slirp4netns wrk strace linux-perf iptables nftables \
 	debhelper lintian devscripts dpkg-dev fakeroot man-db
 
 deps:
