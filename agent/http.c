@@ -31,6 +31,7 @@ enum state {
 	S_START_LF, /* CR of an empty line seen */
 	S_METHOD,
 	S_TARGET,
+	S_STATUS, /* response: the status line */
 	S_VERSION,
 	S_RL_LF,
 	S_LINE_START,
@@ -40,6 +41,7 @@ enum state {
 	S_HEAD_DONE, /* HEAD returned; the next call looks at the framing */
 	/* body */
 	S_BODY_LEN,
+	S_BODY_CLOSE, /* response body delimited by the end of the connection */
 	S_CHUNK_SIZE,
 	S_CHUNK_BWS,
 	S_CHUNK_EXT,
@@ -60,6 +62,8 @@ enum state {
 
 struct agent_http_parser {
 	enum state state;
+	bool response;	   /* parses responses (agent_http_parser_new_response) */
+	bool head_request; /* response: the request was HEAD (no body) */
 	int terminal; /* the terminal event once reached, else 0 */
 	const char *why;
 	bool error_pending; /* MALFORMED (why) is the next event */
@@ -122,6 +126,19 @@ static bool eq(const char *a, size_t alen, const char *b)
 struct agent_http_parser *agent_http_parser_new(void)
 {
 	return xcalloc(1, sizeof(struct agent_http_parser));
+}
+
+struct agent_http_parser *agent_http_parser_new_response(void)
+{
+	struct agent_http_parser *p = agent_http_parser_new();
+
+	p->response = true;
+	return p;
+}
+
+void agent_http_parser_expect(struct agent_http_parser *p, bool head_request)
+{
+	p->head_request = head_request;
 }
 
 void agent_http_parser_free(struct agent_http_parser *p)
@@ -202,7 +219,7 @@ struct framing {
 	bool cl_seen;
 	uint64_t cl;
 	bool te_seen, te_chunked_last, te_bad;
-	bool conn_upgrade;
+	bool conn_upgrade, conn_close;
 	const char *why;
 };
 
@@ -261,6 +278,8 @@ static int conn_elem(const char *e, size_t n, void *u)
 
 	if (eq_nocase(e, n, "upgrade"))
 		fr->conn_upgrade = true;
+	else if (eq_nocase(e, n, "close"))
+		fr->conn_close = true;
 	return 0;
 }
 
@@ -305,6 +324,23 @@ static const char *split_target(struct agent_http_head *h)
 	return NULL;
 }
 
+/* A response's status line: HTTP-version SP 3DIGIT SP [reason]
+ * (RFC 9112 §4; the reason may be absent with its space, as some servers
+ * send it). */
+static const char *status_parse(struct agent_http_parser *p, struct agent_http_head *h)
+{
+	const char *l = p->held + p->rl_start;
+	size_t len = p->lines_start - 2 - p->rl_start;
+
+	if (len < 12 || memcmp(l, "HTTP/1.", 7) != 0 || l[7] < '0' || l[7] > '9' || l[8] != ' ' ||
+	    l[9] < '1' || l[9] > '5' || l[10] < '0' || l[10] > '9' || l[11] < '0' ||
+	    l[11] > '9' || (len > 12 && l[12] != ' '))
+		return "bad status line";
+	h->version_minor = l[7] == '0' ? 0 : 1;
+	h->status = (l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0');
+	return NULL;
+}
+
 /* Parses the complete head in held[0..held_len); NULL or why it is malformed. */
 static const char *head_parse(struct agent_http_parser *p)
 {
@@ -318,15 +354,21 @@ static const char *head_parse(struct agent_http_parser *p)
 	h->offset = p->req_offset;
 	h->raw = p->held;
 	h->raw_len = p->held_len;
-	h->method = p->held + p->rl_start;
-	h->method_len = p->mlen;
-	h->target = h->method + p->mlen + 1;
-	h->target_len = p->tlen;
-	/* The version was checked against "HTTP/1.d" on the way in. */
-	h->version_minor = h->target[p->tlen + 1 + 7] == '0' ? 0 : 1;
-	why = split_target(h);
-	if (why)
-		return why;
+	if (p->response) {
+		why = status_parse(p, h);
+		if (why)
+			return why;
+	} else {
+		h->method = p->held + p->rl_start;
+		h->method_len = p->mlen;
+		h->target = h->method + p->mlen + 1;
+		h->target_len = p->tlen;
+		/* The version was checked against "HTTP/1.d" on the way in. */
+		h->version_minor = h->target[p->tlen + 1 + 7] == '0' ? 0 : 1;
+		why = split_target(h);
+		if (why)
+			return why;
+	}
 
 	if (p->hdrs_cap < p->nlines) {
 		p->hdrs = xrealloc(p->hdrs, p->nlines * sizeof(*p->hdrs));
@@ -381,6 +423,23 @@ static const char *head_parse(struct agent_http_parser *p)
 		}
 	}
 
+	h->conn_close = fr.conn_close;
+	if (p->response) {
+		/* RFC 9112 §6.3: the order decides, Transfer-Encoding first. */
+		if (h->status == 101)
+			h->framing = AGENT_HTTP_UPGRADE;
+		else if (h->status < 200 || p->head_request || h->status == 204 ||
+			 h->status == 304)
+			h->framing = AGENT_HTTP_NO_BODY;
+		else if (fr.te_seen)
+			h->framing = fr.te_chunked_last ? AGENT_HTTP_CHUNKED : AGENT_HTTP_UNTIL_CLOSE;
+		else if (fr.cl_seen) {
+			h->framing = AGENT_HTTP_LENGTH;
+			h->content_length = fr.cl;
+		} else
+			h->framing = AGENT_HTTP_UNTIL_CLOSE;
+		return NULL;
+	}
 	/* RFC 9112 §6.1, §6.3: a server MAY treat both, or Transfer-Encoding
 	 * in HTTP/1.0, as an error — we must, not knowing what the app does. */
 	if (fr.te_seen && fr.cl_seen)
@@ -424,7 +483,14 @@ static int head_feed(struct agent_http_parser *p, const unsigned char *d, size_t
 		held_push(p, (char)c);
 		switch (p->state) {
 		case S_START:
-			if (c == '\r') {
+			if (p->response) {
+				if (c != 'H')
+					return stop(p, n, used, AGENT_HTTP_NOT_HTTP,
+						    "not a status line");
+				p->rl_start = p->held_len - 1;
+				p->vlen = 1;
+				p->state = S_STATUS;
+			} else if (c == '\r') {
 				p->state = S_START_LF;
 			} else if (is_tchar(c)) {
 				p->rl_start = p->held_len - 1;
@@ -477,6 +543,15 @@ static int head_feed(struct agent_http_parser *p, const unsigned char *d, size_t
 			} else {
 				p->vlen++;
 			}
+			break;
+		case S_STATUS:
+			if (p->vlen < 7 && c != (unsigned char)http[p->vlen])
+				return stop(p, n, used, AGENT_HTTP_NOT_HTTP, "not a status line");
+			if (c == '\r')
+				p->state = S_RL_LF;
+			else if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return stop(p, n, used, AGENT_HTTP_MALFORMED, "bad status line");
+			p->vlen++;
 			break;
 		case S_RL_LF:
 		case S_LINE_LF:
@@ -696,6 +771,9 @@ int agent_http_parser_feed(struct agent_http_parser *p, const void *data, size_t
 			break;
 		case AGENT_HTTP_UPGRADE:
 			return stop(p, 0, used, AGENT_HTTP_TUNNEL, "upgrade or CONNECT");
+		case AGENT_HTTP_UNTIL_CLOSE:
+			p->state = S_BODY_CLOSE;
+			break;
 		}
 	}
 	if (p->state < S_HEAD_DONE) {
@@ -703,6 +781,8 @@ int agent_http_parser_feed(struct agent_http_parser *p, const void *data, size_t
 			p->req_offset = p->offset;
 		return head_feed(p, d, len, used);
 	}
+	if (p->state == S_BODY_CLOSE)
+		return step_done(p, len, used, len ? AGENT_HTTP_BODY : AGENT_HTTP_NEED_MORE);
 	if (p->state == S_BODY_LEN) {
 		size_t n = (size_t)MIN((uint64_t)len, p->remaining);
 		p->remaining -= n;

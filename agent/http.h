@@ -78,6 +78,7 @@ enum agent_http_framing {
 	AGENT_HTTP_LENGTH,	/* Content-Length: content_length bytes */
 	AGENT_HTTP_CHUNKED,	/* Transfer-Encoding ending in chunked */
 	AGENT_HTTP_UPGRADE,	/* CONNECT or upgrade: the rest of the connection */
+	AGENT_HTTP_UNTIL_CLOSE, /* response: until the server closes */
 };
 
 struct agent_http_header {
@@ -108,6 +109,8 @@ struct agent_http_head {
 	const char *query;
 	size_t query_len;
 	int version_minor; /* HTTP/1.<version_minor>: 0 or 1 */
+	int status;	   /* responses: the status code (100..599); requests: 0 */
+	bool conn_close;   /* a Connection header lists "close" */
 	size_t nheaders;
 	const struct agent_http_header *headers;
 	enum agent_http_framing framing;
@@ -120,6 +123,17 @@ struct agent_http_parser;
  * frees with agent_http_parser_free(). Allocation failure aborts. */
 struct agent_http_parser *agent_http_parser_new(void);
 void agent_http_parser_free(struct agent_http_parser *p); /* accepts NULL */
+
+/* A parser for the server's side of a connection: responses, one per
+ * request, framed by RFC 9112 §6.3 (1xx interim responses are heads
+ * without body: the final one follows; 101 is a TUNNEL; a body without
+ * Content-Length or chunked runs to the end of the connection: BODY until
+ * the caller sees EOF). The method and target fields of its heads are
+ * empty. Call agent_http_parser_expect() before each response. */
+struct agent_http_parser *agent_http_parser_new_response(void);
+/* Responses only: whether the next response answers a HEAD request (so
+ * has no body whatever its headers say). */
+void agent_http_parser_expect(struct agent_http_parser *p, bool head_request);
 
 /* Takes one step over data[0..len) (borrowed, may be len 0): sets *used to
  * how many leading bytes the step consumed and returns what it found (an

@@ -21,6 +21,8 @@
 
 #include "agent/agent.h"
 #include "agent/dns.h"
+#include "agent/incoming.h"
+#include "agent/redirect.h"
 #include "agent/session.h"
 #include "agent/tls.h"
 #include "common/log.h"
@@ -38,6 +40,8 @@ struct agent_opts {
 	const char *tls_key;
 	unsigned timeout_s; /* communication timeout */
 	unsigned workers;
+	bool nftables;
+	bool flush_connections;
 };
 
 static void usage(FILE *f)
@@ -64,6 +68,11 @@ static void usage(FILE *f)
 	      "                             exit when no launcher is connected for SECS\n"
 	      "                             (default 30; 0 = never)\n"
 	      "      --workers N            threads for file operations (default 4)\n"
+	      "      --nftables             redirect incoming traffic with nft (a table\n"
+	      "                             inet podenv_ID) instead of iptables (agent.nftables)\n"
+	      "      --flush-connections    reset the established connections of a port when\n"
+	      "                             its redirect starts, so they reconnect through it\n"
+	      "                             (agent.flush_connections)\n"
 	      "  -l, --log-level FILTER     RUST_LOG-style filter, e.g. \"podenv=debug,warn\"\n"
 	      "                             (default: $RUST_LOG, else info)\n"
 	      "      --json-log             log JSON lines\n"
@@ -98,6 +107,8 @@ static int parse_args(int argc, char **argv, struct agent_opts *o, struct err *r
 		OPT_WORKERS,
 		OPT_TLS_CERT,
 		OPT_TLS_KEY,
+		OPT_NFTABLES,
+		OPT_FLUSH,
 	};
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
@@ -110,6 +121,8 @@ static int parse_args(int argc, char **argv, struct agent_opts *o, struct err *r
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "communication-timeout", required_argument, NULL, 't' },
 		{ "workers", required_argument, NULL, OPT_WORKERS },
+		{ "nftables", no_argument, NULL, OPT_NFTABLES },
+		{ "flush-connections", no_argument, NULL, OPT_FLUSH },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "json-log", no_argument, NULL, OPT_JSON_LOG },
 		{ "help", no_argument, NULL, 'h' },
@@ -153,6 +166,12 @@ static int parse_args(int argc, char **argv, struct agent_opts *o, struct err *r
 			break;
 		case OPT_JSON_LOG:
 			o->json_log = true;
+			break;
+		case OPT_NFTABLES:
+			o->nftables = true;
+			break;
+		case OPT_FLUSH:
+			o->flush_connections = true;
 			break;
 		case OPT_INSPECT:
 			o->inspect = true;
@@ -303,6 +322,7 @@ static int serve(const struct agent_opts *o, struct agent_target *t, struct err 
 	uint8_t token[PROTO_TOKEN_SIZE];
 	char hostname[256];
 	struct agent_server *srv = NULL;
+	struct agent_incoming *inc = NULL;
 	struct agent_tls_ctx *tls = NULL;
 	struct loop *l = NULL;
 	_cleanup_close_ int listen_fd = -1;
@@ -350,7 +370,10 @@ static int serve(const struct agent_opts *o, struct agent_target *t, struct err 
 		if (r < 0)
 			goto out;
 	}
+	struct agent_incoming_opts io = { .nft = o->nftables, .flush = o->flush_connections };
+	inc = agent_incoming_new(l, &io);
 	struct agent_server_opts so = {
+		.incoming = inc,
 		.target = t,
 		.hostname = hostname,
 		.token = have_token ? token : NULL,
@@ -391,6 +414,8 @@ static int serve(const struct agent_opts *o, struct agent_target *t, struct err 
 		err_set_errno(e, r, "event loop");
 out:
 	agent_server_free(srv);
+	/* After the sessions: their redirects are gone, the rest goes now. */
+	agent_incoming_free(inc);
 	agent_dns_done();
 	loop_free(l);
 	agent_tls_ctx_free(tls);
@@ -406,6 +431,8 @@ int main(int argc, char **argv)
 
 	/* 1 MiB I/O buffers come and go all the time: keep them in the heap
 	 * instead of a fresh mmap (256 page faults and zeroing) each time. */
+	if (argc > 1 && strcmp(argv[1], "--redirect-guard") == 0)
+		return agent_redirect_guard_main(argc, argv);
 	mallopt(M_MMAP_THRESHOLD, 8 << 20);
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	err_clear(&e);

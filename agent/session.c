@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 
 #include "agent/dns.h"
+#include "agent/incoming.h"
 #include "agent/session.h"
 #include "agent/stream.h"
 #include "agent/tls.h"
@@ -271,6 +272,8 @@ void agent_session_close(struct agent_session *s, uint32_t code, const char *rea
 	if (reason)
 		log_info("session %" PRIu64 " closed: %s", s->id, reason);
 	s->dead = true;
+	/* Redirects of this session go at once: the pod serves itself again. */
+	agent_incoming_session_closed(s->srv->o.incoming, s);
 	agent_streams_free_all(s);
 	agent_dns_session_closed(s);
 	loop_source_free(s->io);
@@ -463,7 +466,12 @@ static void dispatch(struct agent_session *s, const struct proto_frame *f,
 		return;
 	case PROTO_SUBSCRIBE:
 	case PROTO_UNSUBSCRIBE:
-		reply_error(s, m, ENOSYS);
+		if (!s->srv->o.incoming ||
+		    (m->type == PROTO_SUBSCRIBE &&
+		     !(s->caps & (m->req.kind == PROTO_STEAL ? PROTO_CAP_STEAL : PROTO_CAP_MIRROR))))
+			reply_error(s, m, EOPNOTSUPP);
+		else
+			agent_incoming_request(s->srv->o.incoming, s, m);
 		return;
 	default:
 		break;
@@ -491,6 +499,9 @@ static int handshake(struct agent_session *s, const struct proto_frame *f)
 	bool decoded = proto_msg_decode(f, &first) == 0;
 	int r;
 
+	if (srv->o.incoming)
+		p.caps |= PROTO_CAP_MIRROR | PROTO_CAP_STEAL;
+
 	/* A stdio session comes from the launcher that started us over a
 	 * socketpair nobody else holds: the channel is the authentication. */
 	if (!srv->have_token && decoded && first.type == PROTO_HELLO)
@@ -510,6 +521,7 @@ static int handshake(struct agent_session *s, const struct proto_frame *f)
 	loop_source_free(s->hello_timer);
 	s->hello_timer = NULL;
 	s->peer_window = first.hello.window;
+	s->caps = reply.welcome.caps;
 	proto_decoder_max_set(s->dec, PROTO_PAYLOAD_MAX);
 	log_info("session %" PRIu64 " from %s: %s", s->id, s->peer, first.hello.name);
 	return 0;
@@ -645,6 +657,11 @@ static int on_session_io(struct loop_source *src, int fd, uint32_t events, void 
 		session_update_events(s);
 	session_unref(s);
 	return 0;
+}
+
+void agent_session_incoming_input(struct agent_session *s, const struct proto_msg *m)
+{
+	agent_incoming_input(s->srv->o.incoming, s, m);
 }
 
 /* --- server ---------------------------------------------------------------- */

@@ -58,6 +58,7 @@ struct agent_server_opts {
 	usec_t communication_timeout; /* exit when no client for this long; 0 = never */
 	unsigned workers;
 	struct agent_tls_ctx *tls;	/* borrowed; NULL: plain. Accepted sessions only */
+	struct agent_incoming *incoming; /* borrowed; NULL: no MIRROR/STEAL */
 };
 
 /* Creates the server on loop l. Sessions come from agent_server_add_fd()

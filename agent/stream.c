@@ -345,10 +345,35 @@ void agent_stream_open(struct agent_session *s, const struct proto_msg *m)
 		connect_done(st);
 }
 
+void agent_stream_adopt(struct agent_session *s, int fd, const struct proto_msg *incoming)
+{
+	struct agent_stream *st = xcalloc(1, sizeof(*st));
+
+	st->s = s;
+	st->id = incoming->id;
+	st->fd = fd;
+	st->kind = PROTO_STREAM_TCP;
+	buf_init(&st->to_socket);
+	proto_credit_init(&st->credit, s->peer_window, PROTO_WINDOW_DEFAULT);
+	map_put(&s->streams, st->id, st);
+	/* INCOMING precedes every frame of its stream. */
+	agent_session_send(s, incoming);
+	if (loop_add_io(loop_source_loop(s->io), fd, 0, on_stream_io, st, &st->io) < 0) {
+		st->io = NULL;
+		stream_close(st, ENOMEM);
+		return;
+	}
+	stream_update_events(st);
+}
+
 void agent_stream_input(struct agent_session *s, const struct proto_msg *m)
 {
 	struct agent_stream *st = map_get(&s->streams, m->id);
 
+	if (!st && (m->id >> 63)) {
+		agent_session_incoming_input(s, m); /* a mirror copy or a stolen request */
+		return;
+	}
 	if (!st || st->connecting)
 		return; /* closed already, or data before the open answer: drop */
 	switch (m->type) {

@@ -46,6 +46,7 @@ struct agent_session {
 	uint64_t next_fh;
 	struct map streams; /* stream id -> struct agent_stream */
 	uint32_t peer_window;
+	uint64_t caps; /* granted in WELCOME */
 	struct agent_stream *blocked; /* streams waiting for `out` to drain */
 	char peer[64];
 	struct agent_session *prev, *next;
@@ -63,6 +64,12 @@ void agent_stream_open(struct agent_session *s, const struct proto_msg *m);
 /* STREAM_DATA / WINDOW / SHUTDOWN / CLOSE for one of the session's streams;
  * frames for unknown ids are ignored (the stream may have just closed). */
 void agent_stream_input(struct agent_session *s, const struct proto_msg *m);
+/* Takes ownership of fd, a connected TCP socket that reached a stolen
+ * port: sends `incoming` (an INCOMING frame with a new agent stream id)
+ * and relays the socket on that stream like an outgoing connection. */
+void agent_stream_adopt(struct agent_session *s, int fd, const struct proto_msg *incoming);
+/* Frames for agent stream ids that are not sockets here (incoming.c). */
+void agent_session_incoming_input(struct agent_session *s, const struct proto_msg *m);
 /* Resume streams paused while the session's output was full. */
 void agent_streams_resume(struct agent_session *s);
 void agent_streams_free_all(struct agent_session *s);

@@ -1,0 +1,708 @@
+/* Redirect rules for incoming traffic (agent/redirect.h).
+ *
+ * The rules are written by the system's own tools, run inside the
+ * namespace the agent lives in: `iptables-restore`/`ip6tables-restore`
+ * (whichever variant, legacy or nf_tables, the system selects) or `nft -f`
+ * with `--nftables`. Both take a whole batch and apply it atomically, so
+ * a change of the port set is never half done; and there is no stable
+ * library for iptables to link instead (libiptc is internal, libnftables
+ * would cover only one backend). Rules are always rewritten whole from
+ * the current port set: the chains (or the table) are declared again,
+ * which empties them, then filled.
+ *
+ *   nat PREROUTING -> PODENV-<id>-PRE:  tcp dport P -> REDIRECT to lport
+ *   nat OUTPUT     -> PODENV-<id>-OUT:  our mark -> RETURN;
+ *                                       -o lo tcp dport P -> REDIRECT
+ *
+ * OUTPUT catches the pod's own callers (loopback, or the pod's address,
+ * which is routed through lo); the mark keeps the agent's pass-through
+ * connections to the original app out of the redirect.
+ */
+#define LOG_TARGET "podenv::agent::redirect"
+#include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/redirect.h"
+#include "common/buf.h"
+#include "common/log.h"
+
+extern char **environ;
+
+#define ID_LEN 8
+#define CHAIN_PREFIX "PODENV-"
+#define TABLE_PREFIX "podenv_"
+
+struct agent_redirect {
+	bool nft;
+	bool v6;
+	char id[ID_LEN + 1];
+	uint16_t lport;
+	int alive_fd;
+	int guard_fd; /* write end of the guard's pipe: EOF tells it we are gone */
+	pid_t guard_pid;
+	bool jumps[2]; /* iptables: the jumps to our chains exist (v4, v6) */
+};
+
+/* --- running the tools ------------------------------------------------------- */
+
+static const char *const tool_dirs[] = { "/usr/sbin", "/sbin", "/usr/bin", "/bin", "/" };
+
+static int tool_path(const char *tool, char *out, size_t outsz)
+{
+	for (size_t i = 0; i < sizeof(tool_dirs) / sizeof(tool_dirs[0]); i++) {
+		snprintf(out, outsz, "%s%s%s", tool_dirs[i], tool_dirs[i][1] ? "/" : "", tool);
+		if (access(out, X_OK) == 0)
+			return 0;
+	}
+	return -ENOENT;
+}
+
+/* Runs tool with args (NULL-terminated, args[0] is the tool's name),
+ * feeding it input, collecting stdout and stderr into *out (may be NULL).
+ * 0 when it exits 0; otherwise -EIO (-ENOENT: not installed) with reterr
+ * naming the tool and its first line of output. */
+static int run_tool(const char *const *args, const char *input, struct buf *out,
+		    struct err *reterr)
+{
+	char path[256];
+	int in[2] = { -1, -1 }, o[2] = { -1, -1 };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none;
+	struct buf tmp;
+	pid_t pid;
+	int r, status;
+
+	if (tool_path(args[0], path, sizeof(path)) < 0)
+		return err_set(reterr, -ENOENT,
+			       "%s not found (install the iptables or nftables package in the "
+			       "agent's image)",
+			       args[0]);
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(o, O_CLOEXEC) < 0) {
+		r = err_set_errno(reterr, -errno, "pipe");
+		goto out_pipes;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, o[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, o[1], 2);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+	r = posix_spawn(&pid, path, &fa, &at, (char *const *)args, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	if (r != 0) {
+		r = err_set_errno(reterr, -r, "running %s", path);
+		goto out_pipes;
+	}
+	closep(&in[0]);
+	closep(&o[1]);
+	if (input) {
+		/* Batches are a few hundred bytes: the pipe takes them whole. */
+		size_t len = strlen(input), done = 0;
+		while (done < len) {
+			ssize_t n = write(in[1], input + done, len - done);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				break;
+			done += (size_t)n;
+		}
+	}
+	closep(&in[1]);
+	buf_init(&tmp);
+	for (;;) {
+		void *p = buf_reserve(&tmp, 4096);
+		ssize_t n = read(o[0], p, 4096);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		buf_commit(&tmp, (size_t)n);
+	}
+	closep(&o[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	buf_append(&tmp, "", 1);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		const char *text = (const char *)buf_data(&tmp);
+		r = err_set(reterr, -EIO, "%s failed: %.*s", args[0], (int)strcspn(text, "\n"),
+			    *text ? text : "(no output)");
+	} else {
+		r = 0;
+	}
+	if (out)
+		buf_append(out, buf_data(&tmp), buf_len(&tmp) - 1);
+	buf_done(&tmp);
+	return r;
+out_pipes:
+	closep(&in[0]);
+	closep(&in[1]);
+	closep(&o[0]);
+	closep(&o[1]);
+	return r;
+}
+
+/* --- identities --------------------------------------------------------------- */
+
+/* Binds the abstract unix name "@<what>" in this network namespace:
+ * an fd, or -EADDRINUSE while another process holds it. */
+static int abstract_bind(const char *what)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t n = strlen(what);
+	int fd;
+
+	if (n + 1 > sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path + 1, what, n);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static int alive_bind(const char *id)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "podenv-agent/%s", id);
+	return abstract_bind(name);
+}
+
+int agent_redirect_steal_lock(uint16_t port)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "podenv-steal/%u", port);
+	return abstract_bind(name);
+}
+
+static bool valid_id(const char *s)
+{
+	for (int i = 0; i < ID_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* --- iptables ------------------------------------------------------------------ */
+
+static const char *save_tool(int fam)
+{
+	return fam == 6 ? "ip6tables-save" : "iptables-save";
+}
+
+static const char *restore_tool(int fam)
+{
+	return fam == 6 ? "ip6tables-restore" : "iptables-restore";
+}
+
+static int ipt_restore(int fam, const char *batch, struct err *reterr)
+{
+	const char *args[] = { restore_tool(fam), "-w", "5", "--noflush", NULL };
+
+	log_debug("%s:\n%s", args[0], batch);
+	return run_tool(args, batch, NULL, reterr);
+}
+
+static int ipt_save(int fam, struct buf *out, struct err *reterr)
+{
+	const char *args[] = { save_tool(fam), "-t", "nat", NULL };
+
+	return run_tool(args, NULL, out, reterr);
+}
+
+/* Removes the jumps to and the chains of agent `id` in family fam, as
+ * iptables-save shows them now (so a rule another tool changed is still
+ * found). Nothing to remove is success. */
+static int ipt_remove(int fam, const char *id, struct err *reterr)
+{
+	char chain[32];
+	struct buf save, batch, tail;
+	int r;
+
+	snprintf(chain, sizeof(chain), CHAIN_PREFIX "%s-", id);
+	buf_init(&save);
+	r = ipt_save(fam, &save, reterr);
+	if (r < 0) {
+		buf_done(&save);
+		return r;
+	}
+	buf_append(&save, "", 1);
+	buf_init(&batch);
+	buf_init(&tail);
+	buf_printf(&batch, "*nat\n");
+	bool any = false;
+	for (char *line = (char *)buf_data(&save); *line;) {
+		char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		char *j = memmem(line, len, "-j ", 3);
+		if (len > 3 && line[0] == '-' && line[1] == 'A' && j &&
+		    strncmp(j + 3, chain, strlen(chain)) == 0) {
+			/* "-A CHAIN spec" -> "-D CHAIN spec" */
+			buf_printf(&batch, "-D%.*s\n", (int)(len - 2), line + 2);
+			any = true;
+		} else if (line[0] == ':' && strncmp(line + 1, chain, strlen(chain)) == 0) {
+			size_t n = strcspn(line + 1, " \n");
+			buf_printf(&tail, "-F %.*s\n-X %.*s\n", (int)n, line + 1, (int)n, line + 1);
+			any = true;
+		}
+		line += len + (nl ? 1 : 0);
+	}
+	buf_append(&batch, buf_data(&tail), buf_len(&tail));
+	buf_printf(&batch, "COMMIT\n");
+	buf_append(&batch, "", 1);
+	r = any ? ipt_restore(fam, (const char *)buf_data(&batch), reterr) : 0;
+	buf_done(&save);
+	buf_done(&batch);
+	buf_done(&tail);
+	return r;
+}
+
+static int ipt_set(struct agent_redirect *rd, int fam, const uint16_t *ports, size_t n,
+		   struct err *reterr)
+{
+	bool *jumps = &rd->jumps[fam == 6];
+	struct buf b;
+	int r;
+
+	if (n == 0) {
+		r = ipt_remove(fam, rd->id, reterr);
+		if (r == 0)
+			*jumps = false;
+		return r;
+	}
+	buf_init(&b);
+	/* Declaring a chain with --noflush empties it: the rules below are
+	 * the whole new content. */
+	buf_printf(&b, "*nat\n:" CHAIN_PREFIX "%s-PRE - [0:0]\n:" CHAIN_PREFIX "%s-OUT - [0:0]\n",
+		   rd->id, rd->id);
+	if (!*jumps)
+		buf_printf(&b,
+			   "-I PREROUTING 1 -m comment --comment \"podenv-agent %s\" -j " CHAIN_PREFIX
+			   "%s-PRE\n"
+			   "-I OUTPUT 1 -m comment --comment \"podenv-agent %s\" -j " CHAIN_PREFIX
+			   "%s-OUT\n",
+			   rd->id, rd->id, rd->id, rd->id);
+	buf_printf(&b, "-A " CHAIN_PREFIX "%s-OUT -m mark --mark 0x%x/0x%x -j RETURN\n", rd->id,
+		   AGENT_REDIRECT_MARK, AGENT_REDIRECT_MARK_MASK);
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&b,
+			   "-A " CHAIN_PREFIX "%s-PRE -p tcp -m tcp --dport %u -j REDIRECT "
+			   "--to-ports %u\n"
+			   "-A " CHAIN_PREFIX "%s-OUT -o lo -p tcp -m tcp --dport %u -j REDIRECT "
+			   "--to-ports %u\n",
+			   rd->id, ports[i], rd->lport, rd->id, ports[i], rd->lport);
+	buf_printf(&b, "COMMIT\n");
+	buf_append(&b, "", 1);
+	r = ipt_restore(fam, (const char *)buf_data(&b), reterr);
+	buf_done(&b);
+	if (r == 0)
+		*jumps = true;
+	return r;
+}
+
+/* Agent ids that have chains in family fam. */
+static void ipt_ids(int fam, void (*fn)(const char *id, void *u), void *u)
+{
+	struct buf save;
+
+	buf_init(&save);
+	if (ipt_save(fam, &save, NULL) == 0) {
+		buf_append(&save, "", 1);
+		for (char *p = (char *)buf_data(&save); (p = strstr(p, "\n:" CHAIN_PREFIX));) {
+			p += 2 + strlen(CHAIN_PREFIX);
+			if (strlen(p) > ID_LEN && valid_id(p) && p[ID_LEN] == '-') {
+				char id[ID_LEN + 1];
+				memcpy(id, p, ID_LEN);
+				id[ID_LEN] = '\0';
+				fn(id, u);
+			}
+		}
+	}
+	buf_done(&save);
+}
+
+/* --- nft ----------------------------------------------------------------------- */
+
+static int nft_run(const char *batch, struct err *reterr)
+{
+	const char *args[] = { "nft", "-f", "-", NULL };
+
+	log_debug("nft:\n%s", batch);
+	return run_tool(args, batch, NULL, reterr);
+}
+
+static int nft_remove(const char *id, struct err *reterr)
+{
+	char batch[128];
+
+	/* "add" first: deleting a table that is not there is an error. */
+	snprintf(batch, sizeof(batch), "add table inet " TABLE_PREFIX "%s\ndelete table inet " TABLE_PREFIX "%s\n", id, id);
+	return nft_run(batch, reterr);
+}
+
+static int nft_set(struct agent_redirect *rd, const uint16_t *ports, size_t n,
+		   struct err *reterr)
+{
+	struct buf b, set;
+	int r;
+
+	if (n == 0)
+		return nft_remove(rd->id, reterr);
+	buf_init(&set);
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&set, "%s%u", i ? ", " : "", ports[i]);
+	buf_append(&set, "", 1);
+	buf_init(&b);
+	/* One transaction: the old table goes and the new one comes at once. */
+	buf_printf(&b,
+		   "add table inet " TABLE_PREFIX "%s\n"
+		   "delete table inet " TABLE_PREFIX "%s\n"
+		   "table inet " TABLE_PREFIX "%s {\n"
+		   "  chain pre {\n"
+		   "    type nat hook prerouting priority -110; policy accept;\n"
+		   "    tcp dport { %s } redirect to :%u\n"
+		   "  }\n"
+		   "  chain out {\n"
+		   "    type nat hook output priority -110; policy accept;\n"
+		   "    meta mark & 0x%x == 0x%x return\n"
+		   "    oifname \"lo\" tcp dport { %s } redirect to :%u\n"
+		   "  }\n"
+		   "}\n",
+		   rd->id, rd->id, rd->id, (const char *)buf_data(&set), rd->lport,
+		   AGENT_REDIRECT_MARK_MASK, AGENT_REDIRECT_MARK, (const char *)buf_data(&set),
+		   rd->lport);
+	buf_append(&b, "", 1);
+	r = nft_run((const char *)buf_data(&b), reterr);
+	buf_done(&b);
+	buf_done(&set);
+	return r;
+}
+
+static void nft_ids(void (*fn)(const char *id, void *u), void *u)
+{
+	const char *args[] = { "nft", "list", "tables", NULL };
+	struct buf out;
+
+	buf_init(&out);
+	if (run_tool(args, NULL, &out, NULL) == 0) {
+		buf_append(&out, "", 1);
+		for (char *p = (char *)buf_data(&out); (p = strstr(p, "table inet " TABLE_PREFIX));) {
+			p += strlen("table inet " TABLE_PREFIX);
+			if (strlen(p) >= ID_LEN && valid_id(p) &&
+			    (p[ID_LEN] == '\n' || p[ID_LEN] == '\0')) {
+				char id[ID_LEN + 1];
+				memcpy(id, p, ID_LEN);
+				id[ID_LEN] = '\0';
+				fn(id, u);
+			}
+		}
+	}
+	buf_done(&out);
+}
+
+/* --- both ---------------------------------------------------------------------- */
+
+static int remove_all(bool nft, const char *id, struct err *reterr)
+{
+	int r, r6;
+
+	if (nft)
+		return nft_remove(id, reterr);
+	r = ipt_remove(4, id, reterr);
+	r6 = ipt_remove(6, id, r < 0 ? NULL : reterr);
+	return r < 0 ? r : r6;
+}
+
+struct stale_ctx {
+	bool nft;
+	int fam;
+	const char *self;
+};
+
+static void remove_if_stale(const char *id, void *u)
+{
+	struct stale_ctx *c = u;
+	struct err e;
+	int fd;
+
+	if (c->self && strcmp(id, c->self) == 0)
+		return;
+	fd = alive_bind(id);
+	if (fd < 0)
+		return; /* its agent is alive (or we cannot tell): leave it */
+	err_clear(&e);
+	if ((c->nft ? nft_remove(id, &e) : ipt_remove(c->fam, id, &e)) < 0)
+		log_warn("cannot remove the stale redirect rules of agent %s: %s", id, e.msg);
+	else
+		log_info("removed stale redirect rules of agent %s (IPv%d%s)", id,
+			 c->nft ? 46 : c->fam, c->nft ? ", nft" : "");
+	close(fd);
+}
+
+/* Stale rules of dead agents, in every backend installed here: an agent
+ * killed with another setting may have left them. */
+static void remove_stale(const char *self)
+{
+	char path[256];
+	struct stale_ctx c = { .self = self };
+
+	if (tool_path("iptables-save", path, sizeof(path)) == 0) {
+		c.fam = 4;
+		ipt_ids(4, remove_if_stale, &c);
+		c.fam = 6;
+		if (tool_path("ip6tables-save", path, sizeof(path)) == 0)
+			ipt_ids(6, remove_if_stale, &c);
+	}
+	if (tool_path("nft", path, sizeof(path)) == 0) {
+		c.nft = true;
+		nft_ids(remove_if_stale, &c);
+	}
+}
+
+/* --- the guard ------------------------------------------------------------------ */
+
+static int guard_start(struct agent_redirect *rd, struct err *reterr)
+{
+	const char *args[] = { "podenv-agent", "--redirect-guard", rd->id,
+			       rd->nft ? "nft" : "iptables", NULL };
+	int p[2];
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none;
+	int r;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return err_set_errno(reterr, -errno, "pipe");
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, p[0], 3);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	posix_spawnattr_setsigmask(&at, &none);
+	/* Its own session: a signal to the agent's process group (Ctrl-C)
+	 * must not take the guard with it. */
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
+	r = posix_spawn(&rd->guard_pid, "/proc/self/exe", &fa, &at, (char *const *)args, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(p[0]);
+	if (r != 0) {
+		close(p[1]);
+		return err_set_errno(reterr, -r, "starting the redirect guard");
+	}
+	rd->guard_fd = p[1];
+	return 0;
+}
+
+int agent_redirect_guard_main(int argc, char **argv)
+{
+	char buf[64];
+	struct err e;
+
+	if (argc != 4 || strlen(argv[2]) != ID_LEN || !valid_id(argv[2]) ||
+	    (strcmp(argv[3], "nft") != 0 && strcmp(argv[3], "iptables") != 0)) {
+		fprintf(stderr, "podenv-agent: --redirect-guard is internal to the agent\n");
+		return 2;
+	}
+	/* Only the agent's end of the pipe decides when we are done. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	for (;;) {
+		ssize_t n = read(3, buf, sizeof(buf));
+		if (n == 0 || (n < 0 && errno != EINTR))
+			break;
+	}
+	err_clear(&e);
+	if (remove_all(strcmp(argv[3], "nft") == 0, argv[2], &e) < 0) {
+		log_warn("redirect guard: removing the rules of agent %s: %s", argv[2], e.msg);
+		return 1;
+	}
+	return 0;
+}
+
+/* --- public --------------------------------------------------------------------- */
+
+int agent_redirect_new(bool nft, uint16_t lport, bool v6, struct agent_redirect **ret,
+		       struct err *reterr)
+{
+	struct agent_redirect *rd = xcalloc(1, sizeof(*rd));
+	uint8_t rnd[ID_LEN / 2];
+	int r;
+
+	rd->nft = nft;
+	rd->v6 = v6;
+	rd->lport = lport;
+	rd->alive_fd = rd->guard_fd = -1;
+	for (int tries = 0; tries < 16 && rd->alive_fd < 0; tries++) {
+		if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+			r = err_set_errno(reterr, -errno, "getrandom");
+			goto fail;
+		}
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			snprintf(rd->id + 2 * i, 3, "%02x", rnd[i]);
+		rd->alive_fd = alive_bind(rd->id);
+		if (rd->alive_fd < 0 && rd->alive_fd != -EADDRINUSE) {
+			r = err_set_errno(reterr, rd->alive_fd, "binding the agent's identity socket");
+			goto fail;
+		}
+	}
+	if (rd->alive_fd < 0) {
+		r = err_set(reterr, -EADDRINUSE, "no free agent identity");
+		goto fail;
+	}
+	remove_stale(rd->id);
+	r = guard_start(rd, reterr);
+	if (r < 0)
+		goto fail;
+	log_info("redirect rules of this agent: %s%s (%s)", nft ? "table inet " TABLE_PREFIX : CHAIN_PREFIX,
+		 rd->id, nft ? "nft" : "iptables");
+	*ret = rd;
+	return 0;
+fail:
+	closep(&rd->alive_fd);
+	free(rd);
+	return r;
+}
+
+const char *agent_redirect_id(const struct agent_redirect *r)
+{
+	return r->id;
+}
+
+int agent_redirect_set(struct agent_redirect *rd, const uint16_t *ports, size_t n,
+		       struct err *reterr)
+{
+	int r;
+
+	if (rd->nft)
+		return nft_set(rd, ports, n, reterr);
+	r = ipt_set(rd, 4, ports, n, reterr);
+	if (r < 0 || !rd->v6)
+		return r;
+	r = ipt_set(rd, 6, ports, n, reterr);
+	if (r < 0 && n > 0) {
+		struct err ignored;
+		ipt_set(rd, 4, NULL, 0, &ignored); /* all or nothing */
+	}
+	return r;
+}
+
+void agent_redirect_free(struct agent_redirect *rd)
+{
+	struct err e;
+
+	if (!rd)
+		return;
+	err_clear(&e);
+	if (remove_all(rd->nft, rd->id, &e) < 0)
+		log_warn("removing the redirect rules: %s", e.msg);
+	/* The guard finds nothing left to remove and exits. */
+	closep(&rd->guard_fd);
+	if (rd->guard_pid > 0)
+		while (waitpid(rd->guard_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	closep(&rd->alive_fd);
+	free(rd);
+}
+
+/* --- flush ---------------------------------------------------------------------- */
+
+struct diag_req {
+	struct nlmsghdr nlh;
+	struct inet_diag_req_v2 r;
+};
+
+static int diag_send(int fd, uint16_t type, uint16_t flags, uint8_t family,
+		     const struct inet_diag_sockid *id)
+{
+	struct diag_req q = {
+		.nlh = { .nlmsg_len = sizeof(q), .nlmsg_type = type,
+			 .nlmsg_flags = (uint16_t)(NLM_F_REQUEST | flags) },
+		.r = { .sdiag_family = family, .sdiag_protocol = IPPROTO_TCP,
+		       .idiag_states = (1u << TCP_ESTABLISHED) | (1u << TCP_CLOSE_WAIT) },
+	};
+
+	if (id)
+		q.r.id = *id;
+	return send(fd, &q, sizeof(q), 0) < 0 ? -errno : 0;
+}
+
+int agent_redirect_flush(uint16_t port)
+{
+	static uint8_t msgs[32768];
+	int count = 0;
+
+	for (int f = 0; f < 2; f++) {
+		uint8_t family = f ? AF_INET6 : AF_INET;
+		struct inet_diag_sockid *ids = NULL;
+		size_t nids = 0;
+		int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+		bool done = false;
+
+		if (fd < 0)
+			return -errno;
+		if (diag_send(fd, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, family, NULL) < 0) {
+			close(fd);
+			continue;
+		}
+		while (!done) {
+			ssize_t n = recv(fd, msgs, sizeof(msgs), 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			for (struct nlmsghdr *h = (void *)msgs; NLMSG_OK(h, (size_t)n);
+			     h = NLMSG_NEXT(h, n)) {
+				if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+					done = true;
+					break;
+				}
+				struct inet_diag_msg *m = NLMSG_DATA(h);
+				if (ntohs(m->id.idiag_sport) != port)
+					continue;
+				ids = xrealloc(ids, (nids + 1) * sizeof(*ids));
+				ids[nids++] = m->id;
+			}
+		}
+		/* Destroy after the dump: never change the table while it is
+		 * being walked. */
+		for (size_t i = 0; i < nids; i++) {
+			if (diag_send(fd, SOCK_DESTROY, NLM_F_ACK, family, &ids[i]) < 0)
+				continue;
+			ssize_t n = recv(fd, msgs, sizeof(msgs), 0);
+			struct nlmsghdr *h = (void *)msgs;
+			if (n >= (ssize_t)(sizeof(*h) + sizeof(struct nlmsgerr)) &&
+			    h->nlmsg_type == NLMSG_ERROR && ((struct nlmsgerr *)NLMSG_DATA(h))->error == 0)
+				count++;
+		}
+		free(ids);
+		close(fd);
+	}
+	return count;
+}

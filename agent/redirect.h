@@ -1,0 +1,66 @@
+/* Redirect rules for incoming traffic (mirror and steal) in the target's
+ * network namespace. Private to agent/; loop thread only (the commands it
+ * runs block the loop for a few milliseconds, once per change of the set
+ * of redirected ports).
+ *
+ * Every rule of one agent lives in objects named after its identity, a
+ * random 8-hex-digit tag: the nat chains PODENV-<id>-PRE and -OUT (with a
+ * jump from PREROUTING and OUTPUT) for iptables, the table
+ * `inet podenv_<id>` for nft. An agent is alive as long as it holds the
+ * abstract unix socket "@podenv-agent/<id>" in the namespace, so any
+ * agent can tell stale rules (of a killed agent) from live ones, whatever
+ * PID namespace either runs in. A guard process (the agent re-executed)
+ * removes the rules as soon as the agent dies, even by SIGKILL.
+ *
+ * The agent's own connections to the pod's original app carry the socket
+ * mark AGENT_REDIRECT_MARK, which the OUTPUT rules let through.
+ */
+#ifndef PODENV_AGENT_REDIRECT_H
+#define PODENV_AGENT_REDIRECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+/* SO_MARK of the agent's pass-through connections; matched with
+ * AGENT_REDIRECT_MARK_MASK so other bits of a mesh's marks do not matter. */
+#define AGENT_REDIRECT_MARK 0x70640000u
+#define AGENT_REDIRECT_MARK_MASK 0xffff0000u
+
+struct agent_redirect;
+
+/* Sets up redirection to `lport` (the agent's listener, bound on every
+ * address of both families; v6: whether the IPv6 listener exists) with
+ * the nft backend or iptables: removes stale rules of dead agents,
+ * claims an identity and starts the guard. Installs no rule yet. Errors
+ * name the command that failed and its output. */
+int agent_redirect_new(bool nft, uint16_t lport, bool v6, struct agent_redirect **ret,
+		       struct err *reterr);
+
+/* Replaces the redirected ports by ports[0..n) (n = 0: no rule at all),
+ * atomically per family. */
+int agent_redirect_set(struct agent_redirect *r, const uint16_t *ports, size_t n,
+		       struct err *reterr);
+
+/* Removes every rule and stops the guard. Accepts NULL. */
+void agent_redirect_free(struct agent_redirect *r);
+
+const char *agent_redirect_id(const struct agent_redirect *r);
+
+/* Claims the right to steal `port` in this network namespace, against
+ * every other agent: returns an fd to close when the steal ends, or
+ * -EADDRINUSE while another agent steals it. */
+int agent_redirect_steal_lock(uint16_t port);
+
+/* Resets established TCP connections whose local port is `port` (the
+ * pod's app side) with SOCK_DESTROY, so their clients reconnect through
+ * the redirect. Returns how many, or -errno. */
+int agent_redirect_flush(uint16_t port);
+
+/* The guard's entry point: `podenv-agent --redirect-guard ID iptables|nft`
+ * with the agent's pipe on fd 3. Waits for EOF, removes ID's rules. */
+int agent_redirect_guard_main(int argc, char **argv);
+
+#endif
