@@ -29,6 +29,8 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "launcher/incoming.h"
+#include "launcher/listen.h"
 #include "launcher/net.h"
 #include "launcher/sandbox.h"
 #include "launcher/trace.h"
@@ -58,6 +60,9 @@ struct sandbox {
 	struct loop_source *kill_timer;
 	bool network; /* the app gets its own network namespace */
 	struct net *net;
+	bool incoming_on; /* the app's listen() is reported (incoming.h) */
+	int netns_fd;	  /* child: its network namespace, for the launcher */
+	struct incoming *incoming;
 	char *resolv_conf;
 	char *nsswitch;
 };
@@ -146,6 +151,43 @@ static void child_network(struct sandbox *sb, int errfd)
 		_exit(125); /* the parent reported why */
 }
 
+/* Last step before exec: the filter that reports the app's listen() to the
+ * launcher ('S' + its fd and the namespace's), then wait until the
+ * launcher watches it. Nothing after this may call listen(). */
+static void child_listen_filter(struct sandbox *sb, int errfd)
+{
+	struct err e;
+	int fds[2];
+
+	err_clear(&e);
+	fds[0] = listen_filter_install(&e);
+	if (fds[0] < 0) {
+		errno = 0;
+		child_fail(errfd, 125, "%s", e.msg);
+	}
+	fds[1] = sb->netns_fd;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(fds))];
+	} cm;
+	char tag = 'S';
+	struct iovec iov = { &tag, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			     .msg_controllen = sizeof(cm.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(c), fds, sizeof(fds));
+	if (sendmsg(errfd, &mh, MSG_NOSIGNAL) < 0)
+		child_fail(errfd, 125, "handing the app's listen() watch to podenv");
+	close(fds[0]);
+	close(fds[1]);
+	char go = 0;
+	if (read(errfd, &go, 1) != 1 || go != 'G')
+		_exit(125); /* the parent reported why */
+}
+
 static void child_main(struct sandbox *sb, int errfd)
 {
 	const struct sandbox_opts *o = sb->o;
@@ -164,6 +206,11 @@ static void child_main(struct sandbox *sb, int errfd)
 		child_fail(errfd, 125, "creating the app's namespaces");
 	if (sb->network)
 		child_network(sb, errfd);
+	if (sb->incoming_on) {
+		sb->netns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (sb->netns_fd < 0)
+			child_fail(errfd, 125, "opening the app's network namespace");
+	}
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(errfd, 125, "making mounts private");
 	snprintf(newroot, sizeof(newroot), "%s/root", sb->dir);
@@ -230,6 +277,8 @@ static void child_main(struct sandbox *sb, int errfd)
 	if (sb->cwd[0] && chdir(sb->cwd) < 0)
 		child_fail(errfd, 125, "entering the working directory %s in the pod's view",
 			   sb->cwd);
+	if (sb->incoming_on)
+		child_listen_filter(sb, errfd);
 	extern char **environ;
 	environ = o->env;
 	execvp(o->argv[0], o->argv);
@@ -251,6 +300,8 @@ static int on_child_exit(struct loop_source *src, const siginfo_t *si, void *use
 
 /* Messages from the child before its exec: 'F' + the network fds, or
  * 'E' + an error. EOF means the exec happened. */
+static void on_incoming_fatal(void *userdata, const char *msg);
+
 static int on_child_error(struct loop_source *src, int fd, uint32_t events, void *userdata)
 {
 	struct sandbox *sb = userdata;
@@ -294,6 +345,31 @@ static int on_child_error(struct loop_source *src, int fd, uint32_t events, void
 			kill(sb->child, SIGKILL);
 		return 0;
 	}
+	if (n > 0 && buf[0] == 'S') {
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		int fds[2];
+		struct err e;
+		if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(fds))) {
+			snprintf(sb->child_error, sizeof(sb->child_error),
+				 "the sandbox sent no listen() watch");
+			sb->status = 125;
+			kill(sb->child, SIGKILL);
+			return 0;
+		}
+		memcpy(fds, CMSG_DATA(c), sizeof(fds));
+		err_clear(&e);
+		if (incoming_start(sb->s, fds[0], fds[1], on_incoming_fatal, sb, &sb->incoming,
+				   &e) < 0) {
+			snprintf(sb->child_error, sizeof(sb->child_error), "%s", e.msg);
+			sb->status = 125;
+			kill(sb->child, SIGKILL);
+			return 0;
+		}
+		sb->s->incoming = sb->incoming;
+		if (write(fd, "G", 1) != 1)
+			kill(sb->child, SIGKILL);
+		return 0;
+	}
 	if (n > 0 && buf[0] == 'E') {
 		buf[n] = '\0';
 		snprintf(sb->child_error, sizeof(sb->child_error), "%s", buf + 1);
@@ -329,17 +405,31 @@ static int on_kill_timer(struct loop_source *src, usec_t now, void *userdata)
 	return 0;
 }
 
+/* Ends the app (SIGTERM, SIGKILL 3 s later); podenv then exits non-zero. */
+static void stop_app(struct sandbox *sb)
+{
+	sb->lost = true;
+	if (sb->child > 0 && !sb->exited && !sb->kill_timer) {
+		kill(sb->child, SIGTERM);
+		loop_add_timer(sb->s->loop, now_usec() + 3 * USEC_PER_SEC, on_kill_timer, sb,
+			       &sb->kill_timer);
+	}
+}
+
 static void on_lost(struct session *s)
 {
 	struct sandbox *sb = s->userdata;
 
 	log_error("lost the agent: %s; stopping %s", s->lost_reason, sb->o->argv[0]);
-	sb->lost = true;
-	if (sb->child > 0 && !sb->exited) {
-		kill(sb->child, SIGTERM);
-		loop_add_timer(s->loop, now_usec() + 3 * USEC_PER_SEC, on_kill_timer, sb,
-			       &sb->kill_timer);
-	}
+	stop_app(sb);
+}
+
+static void on_incoming_fatal(void *userdata, const char *msg)
+{
+	struct sandbox *sb = userdata;
+
+	log_error("%s", msg);
+	stop_app(sb);
 }
 
 /* Finds argv0 in PATH (of env) for the router's "running program" entry. */
@@ -525,12 +615,13 @@ static int mount_views(struct sandbox *sb, struct err *reterr)
 
 int sandbox_run(const struct sandbox_opts *o, int *status, struct err *reterr)
 {
-	struct sandbox sb = { .o = o, .s = o->session, .errfd = -1 };
+	struct sandbox sb = { .o = o, .s = o->session, .errfd = -1, .netns_fd = -1 };
 	const struct cfg_network *nw = &o->session->cfg->feature.network;
 
 	/* Outgoing TCP or UDP, or DNS, from the pod: the app needs its own
 	 * network namespace. With all three off it keeps the host's. */
-	sb.network = nw->outgoing.tcp || nw->outgoing.udp || nw->dns.enabled;
+	sb.incoming_on = incoming_wanted(o->session->cfg);
+	sb.network = nw->outgoing.tcp || nw->outgoing.udp || nw->dns.enabled || sb.incoming_on;
 	struct loop_source *sigs[ARRAY_SIZE(forwarded_signals)] = { 0 };
 	struct loop_source *child_src = NULL;
 	int sv[2] = { -1, -1 };
@@ -603,6 +694,8 @@ out:
 	if (sv[1] >= 0)
 		close(sv[1]);
 	sb.s->on_lost = NULL;
+	sb.s->incoming = NULL;
+	incoming_free(sb.incoming);
 	/* Requests still waiting on the agent answer their owners (FUSE,
 	 * the DNS server) now, while those exist. */
 	link_abort(sb.s->link);

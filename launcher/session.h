@@ -19,6 +19,9 @@ struct session {
 	char hostname[256];	     /* the target's hostname */
 	char *resolv_conf;	     /* the target's /etc/resolv.conf ("" if none) */
 	struct trace *trace;	     /* --trace, or NULL; borrowed */
+	/* The app's listeners (incoming.h), while the sandbox runs; else NULL.
+	 * incoming_app_listening(s->incoming, proto, port) asks about a port. */
+	struct incoming *incoming;
 	bool lost;
 	char lost_reason[ERR_MSG_MAX];
 	/* Called when the link is lost (after lost/lost_reason are set). */

@@ -1,0 +1,200 @@
+/* The socket factory of the app's network namespace (nsock.h).
+ *
+ * Why a helper process: the launcher cannot always setns() into the app's
+ * namespace and back (unprivileged, its own network namespace belongs to
+ * the host's user namespace, where it has no CAP_SYS_ADMIN), and threads
+ * are not an option in a launcher that forks and unshares. The helper is
+ * forked without exec (it keeps the launcher's capabilities in its user
+ * namespace, which owns the app's network namespace), enters the namespace
+ * once and answers requests {domain, type, protocol, count} with `count`
+ * fresh sockets in one SCM_RIGHTS message, or an errno and none. It dies
+ * with the launcher (PR_SET_PDEATHSIG, and EOF on its socket).
+ */
+#define LOG_TARGET "podenv::incoming"
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "launcher/nsock.h"
+
+#define BATCH 16
+
+struct cache {
+	int domain, type, protocol;
+	int fds[BATCH];
+	int n;
+};
+
+struct nsock {
+	pid_t pid;
+	int fd;		       /* our end of the socketpair (blocking) */
+	struct cache cache[2]; /* TCP over IPv4, IPv6 */
+};
+
+struct request {
+	int domain, type, protocol, count;
+};
+
+static void __attribute__((noreturn)) helper_main(int sock, int netns_fd, pid_t parent)
+{
+	struct request rq;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(0);
+	if (setns(netns_fd, CLONE_NEWNET) < 0) {
+		int e = errno;
+		if (write(sock, &e, sizeof(e)) < 0) {
+			/* the launcher reads the failure from EOF too */
+		}
+		_exit(1);
+	}
+	close(netns_fd);
+	int ok = 0;
+	if (write(sock, &ok, sizeof(ok)) != sizeof(ok))
+		_exit(1);
+	while (read(sock, &rq, sizeof(rq)) == sizeof(rq)) {
+		int fds[BATCH], n = 0, err = 0;
+		rq.count = MAX(1, MIN(rq.count, BATCH));
+		for (; n < rq.count; n++) {
+			fds[n] = socket(rq.domain, rq.type | SOCK_NONBLOCK | SOCK_CLOEXEC,
+					rq.protocol);
+			if (fds[n] < 0) {
+				err = errno;
+				break;
+			}
+		}
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(sizeof(int) * BATCH)];
+		} cm;
+		struct iovec iov = {&err, sizeof(err)};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		if (n > 0) {
+			err = 0;
+			mh.msg_control = cm.buf;
+			mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+			memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+		}
+		if (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0)
+			_exit(1);
+		for (int i = 0; i < n; i++)
+			close(fds[i]);
+	}
+	_exit(0);
+}
+
+int nsock_new(int netns_fd, struct nsock **ret, struct err *reterr)
+{
+	int sv[2], status = 0;
+	pid_t parent = getpid();
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return err_set_errno(reterr, -errno, "socketpair");
+	pid_t pid = fork();
+	if (pid < 0) {
+		int r = -errno;
+		close(sv[0]);
+		close(sv[1]);
+		return err_set_errno(reterr, r, "fork");
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		/* Nothing of the launcher's but the two fds it needs. */
+		int keep_lo = MIN(sv[1], netns_fd), keep_hi = MAX(sv[1], netns_fd);
+		close_range(3, (unsigned)keep_lo - 1, 0);
+		if (keep_hi > keep_lo + 1)
+			close_range((unsigned)keep_lo + 1, (unsigned)keep_hi - 1, 0);
+		close_range((unsigned)keep_hi + 1, ~0U, 0);
+		helper_main(sv[1], netns_fd, parent);
+	}
+	close(sv[1]);
+	if (read(sv[0], &status, sizeof(status)) != sizeof(status) || status != 0) {
+		close(sv[0]);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return err_set_errno(reterr, status ? -status : -EIO,
+				     "entering the app's network namespace to make its sockets");
+	}
+	struct nsock *n = xcalloc(1, sizeof(*n));
+	n->pid = pid;
+	n->fd = sv[0];
+	n->cache[0] = (struct cache){AF_INET, SOCK_STREAM, 0, {0}, 0};
+	n->cache[1] = (struct cache){AF_INET6, SOCK_STREAM, 0, {0}, 0};
+	*ret = n;
+	return 0;
+}
+
+void nsock_free(struct nsock *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(n->cache); i++)
+		for (int k = 0; k < n->cache[i].n; k++)
+			close(n->cache[i].fds[k]);
+	close(n->fd); /* EOF: the helper exits */
+	kill(n->pid, SIGKILL);
+	waitpid(n->pid, NULL, 0);
+	free(n);
+}
+
+/* One request: up to `count` sockets into fds. Returns how many, or a
+ * negative errno. */
+static int fetch(struct nsock *n, int domain, int type, int protocol, int count, int *fds)
+{
+	struct request rq = {domain, type, protocol, count};
+	int err = 0;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * BATCH)];
+	} cm;
+	struct iovec iov = {&err, sizeof(err)};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = cm.buf,
+			    .msg_controllen = sizeof(cm.buf)};
+	ssize_t r;
+
+	if (write(n->fd, &rq, sizeof(rq)) != sizeof(rq))
+		return -EPIPE;
+	do
+		r = recvmsg(n->fd, &mh, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r != sizeof(err))
+		return -EPIPE;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	if (!c || c->cmsg_type != SCM_RIGHTS)
+		return err ? -err : -EIO;
+	int got = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+	memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)MIN(got, BATCH));
+	return MIN(got, BATCH);
+}
+
+int nsock_socket(struct nsock *n, int domain, int type, int protocol)
+{
+	int fds[BATCH];
+
+	for (size_t i = 0; i < ARRAY_SIZE(n->cache); i++) {
+		struct cache *c = &n->cache[i];
+		if (c->domain != domain || c->type != type || c->protocol != protocol)
+			continue;
+		if (c->n == 0) {
+			int got = fetch(n, domain, type, protocol, BATCH, c->fds);
+			if (got < 0)
+				return got;
+			c->n = got;
+		}
+		return c->fds[--c->n];
+	}
+	int got = fetch(n, domain, type, protocol, 1, fds);
+	return got < 0 ? got : fds[0];
+}
