@@ -20,6 +20,9 @@ int cli_debug_main(int argc, char **argv);
 /* podenv explain ARG...: where files, names and connections go, and why. */
 int cli_explain_main(int argc, char **argv);
 
+/* podenv ls [-n NS]: the Kubernetes targets of a namespace. */
+int cli_ls_main(int argc, char **argv);
+
 /* podenv doctor [-t TARGET]: checks what this machine needs. */
 int cli_doctor_main(int argc, char **argv);
 

@@ -5,7 +5,9 @@
  * loop iteration makes leave in one write.
  *
  * Over TLS (connect_tcp with link_tls_opts), the two I/O points go through
- * launcher/tls.c instead of recv/send.
+ * launcher/tls.c instead of recv/send; for a Kubernetes agent they go
+ * through the port-forward WebSocket (launcher/k8s_ws.c), whose socket
+ * belongs to libcurl.
  */
 #define LOG_TARGET "podenv::link"
 #include <fcntl.h>
@@ -22,6 +24,7 @@
 #include "common/log.h"
 #include "launcher/cli.h"
 #include "launcher/link.h"
+#include "launcher/k8s_ws.h"
 #include "launcher/tls.h"
 
 #define HEARTBEAT_INTERVAL (10 * USEC_PER_SEC)
@@ -35,6 +38,7 @@ struct link {
 	void *userdata;
 	int fd;
 	struct link_tls *tls; /* NULL: plain socket */
+	struct k8s_ws *ws;    /* a port-forward (fd is its socket), or NULL */
 	struct loop_source *io;
 	struct loop_source *flush;
 	struct loop_source *heartbeat;
@@ -83,6 +87,11 @@ static void link_lose_io(struct link *k, ssize_t n)
 		snprintf(reason, sizeof(reason), "the agent closed the connection");
 	else if (n == -EPROTO && k->tls)
 		snprintf(reason, sizeof(reason), "%s", link_tls_reason(k->tls));
+	else if (k->ws && k8s_ws_reason(k->ws)[0])
+		snprintf(reason, sizeof(reason), "%s", k8s_ws_reason(k->ws));
+	else if (n == 0 && k->ws)
+		snprintf(reason, sizeof(reason),
+			 "the port-forward to the agent ended (the agent closed the connection)");
 	else
 		snprintf(reason, sizeof(reason), "connection to the agent failed: %s",
 			 strerror((int)-n));
@@ -102,6 +111,8 @@ static void update_events(struct link *k)
 		ev &= ~EPOLLOUT;
 	if (k->tls)
 		ev |= link_tls_events(k->tls) & EPOLLOUT;
+	if (k->ws)
+		ev |= k8s_ws_events(k->ws);
 	loop_io_events_set(k->io, ev);
 }
 
@@ -109,6 +120,13 @@ static void link_flush(struct link *k)
 {
 	size_t written = 0;
 
+	if (k->ws) {
+		int r = k8s_ws_flush(k->ws);
+		if (r < 0 && r != -EAGAIN) {
+			link_lose_io(k, r);
+			return;
+		}
+	}
 	while (!k->lost && written < WRITE_BATCH) {
 		const uint8_t *p;
 		size_t n = proto_client_output(k->client, WRITE_BATCH / 4, &p);
@@ -117,6 +135,8 @@ static void link_flush(struct link *k)
 		ssize_t w;
 		if (k->tls)
 			w = link_tls_write(k->tls, p, n);
+		else if (k->ws)
+			w = k8s_ws_write(k->ws, p, n);
 		else if ((w = send(k->fd, p, n, MSG_NOSIGNAL)) < 0)
 			w = -errno;
 		if (w < 0) {
@@ -195,10 +215,38 @@ static void read_tls(struct link *k)
 	link_lose_io(k, n);
 }
 
+/* Reads what the port-forward has: its messages may hold more than one
+ * chunk, and TLS inside libcurl may hold bytes the fd does not show. */
+static void read_ws(struct link *k)
+{
+	ssize_t n;
+
+	do {
+		uint8_t *p = proto_client_input_reserve(k->client, READ_CHUNK);
+		n = k8s_ws_read(k->ws, p, READ_CHUNK);
+		if (n > 0)
+			proto_client_input_commit(k->client, (size_t)n);
+		if (k->lost)
+			return;
+	} while (n > 0 && k8s_ws_pending(k->ws));
+	if (n > 0 || n == -EAGAIN || n == -EINTR)
+		return;
+	link_lose_io(k, n);
+}
+
 static int on_io(struct loop_source *s, int fd, uint32_t events, void *userdata)
 {
 	struct link *k = userdata;
 	(void)s;
+
+	if (k->ws) {
+		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+			read_ws(k);
+		/* pongs and the session's output */
+		if (!k->lost && ((events & EPOLLOUT) || k8s_ws_events(k->ws)))
+			link_flush(k);
+		return 0;
+	}
 
 	if (k->tls) {
 		/* A read may wait for the socket to take handshake data, and
@@ -438,6 +486,26 @@ int link_connect_tcp(struct loop *l, const char *addr, const uint8_t token[PROTO
 	return 0;
 }
 
+int link_connect_kube(struct loop *l, struct k8s_ws *ws, const uint8_t token[PROTO_TOKEN_SIZE],
+		      const struct link_ops *ops, void *userdata, struct link **ret,
+		      struct err *reterr)
+{
+	struct link *k = link_alloc(l, ops, userdata, k8s_ws_fd(ws));
+	int r;
+
+	k->ws = ws;
+	r = link_start(k, token, reterr);
+	if (r < 0) {
+		link_free(k);
+		return r;
+	}
+	/* Bytes that came with the 101 are in the port-forward already: the
+	 * fd may not say so. */
+	on_io(k->io, k->fd, EPOLLIN, k);
+	*ret = k;
+	return 0;
+}
+
 int link_wait_ready(struct link *k, usec_t timeout, struct err *reterr)
 {
 	usec_t deadline = now_usec() + timeout;
@@ -486,7 +554,9 @@ void link_free(struct link *k)
 	loop_source_free(k->heartbeat);
 	loop_source_free(k->child);
 	link_tls_free(k->tls);
-	if (k->fd >= 0)
+	if (k->ws)
+		k8s_ws_free(k->ws); /* closes its own socket */
+	else if (k->fd >= 0)
 		close(k->fd);
 	proto_client_free(k->client);
 	if (k->agent_pid > 0) {

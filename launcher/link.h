@@ -50,6 +50,14 @@ int link_connect_tcp(struct loop *l, const char *addr, const uint8_t token[PROTO
 		     const struct link_tls_opts *tls, const struct link_ops *ops, void *userdata,
 		     struct link **ret, struct err *reterr);
 
+/* Runs the session over a Kubernetes port-forward to an agent
+ * (launcher/k8s_ws.h), which the link takes over in every case (freed with
+ * it), and begins the handshake with token. */
+struct k8s_ws;
+int link_connect_kube(struct loop *l, struct k8s_ws *ws, const uint8_t token[PROTO_TOKEN_SIZE],
+		      const struct link_ops *ops, void *userdata, struct link **ret,
+		      struct err *reterr);
+
 /* Runs the loop until the handshake is done (0), the link is lost, or
  * timeout passes; the reason is in reterr. */
 int link_wait_ready(struct link *k, usec_t timeout, struct err *reterr);

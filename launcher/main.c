@@ -22,6 +22,7 @@ static const struct cli_command commands[] = {
 	{ "exec", cli_exec_main, "run a command in the pod's environment" },
 	{ "shell", cli_exec_main, "start an interactive shell in the pod's environment" },
 	{ "mount", cli_mount_main, "mount the pod's root filesystem at a directory" },
+	{ "ls", cli_ls_main, "list the Kubernetes targets of a namespace" },
 	{ "explain", cli_explain_main, "say where files, names and connections go, and which rule decides" },
 	{ "doctor", cli_doctor_main, "check that this machine has what podenv needs" },
 	{ "config", cli_config_main, "check a configuration file, or print its JSON schema" },

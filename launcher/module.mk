@@ -4,4 +4,7 @@ launcher_PKGS := libssl libcrypto
 launcher_DEPS := vfs vnet dns config proto common
 launcher_SRCS += launcher/cmd_explain.c launcher/cmd_doctor.c launcher/trace.c
 launcher_SRCS += launcher/k8s_config.c
+launcher_SRCS += launcher/k8s_api.c launcher/k8s_target.c launcher/k8s_ws.c launcher/k8s_agent.c
+launcher_SRCS += launcher/cmd_ls.c
+launcher_PKGS += libcurl json-c
 launcher_SRCS += launcher/nsock.c launcher/listen.c launcher/incoming.c

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "launcher/cli.h"
 #include "launcher/env.h"
+#include "launcher/k8s_agent.h"
 #include "launcher/session.h"
 
 int session_load_config(int argc, char **argv, int *idx, bool stop_at_non_option,
@@ -105,21 +106,19 @@ int session_open(struct cfg *cfg, struct session **ret, struct err *reterr)
 			args[2] = "--json-log";
 		r = link_spawn_local(s->loop, cli_agent_path(), (pid_t)t->pid, args,
 				     &session_link_ops, s, &s->link, reterr);
-	} else if (t->kind == CFG_TARGET_NONE) {
-		r = err_set(reterr, -EINVAL,
-			    "no target: give one with -t (e.g. -t pid/1234) or in the "
-			    "configuration's \"target\"");
 	} else {
-		r = err_set(reterr, -EOPNOTSUPP,
-			    "target %s: Kubernetes targets are not supported by this build yet; use "
-			    "a local process (-t pid/PID) or connect_tcp",
-			    s->target);
+		/* A Kubernetes target, or targetless in the cluster. */
+		r = k8s_session_open(s->loop, cfg, &session_link_ops, s, &s->link, &s->kube, reterr);
+		if (r < 0 && t->kind == CFG_TARGET_NONE)
+			err_prefix(reterr, "no target given (-t pid/PID or a Kubernetes target), "
+					   "and targetless in a cluster failed");
 	}
 	if (r < 0)
 		goto fail;
 	r = link_wait_ready(s->link, 30 * USEC_PER_SEC, reterr);
 	if (r < 0) {
 		err_prefix(reterr, "connecting to the agent for %s", s->target);
+		s->kube_failed = true;
 		goto fail;
 	}
 	s->client = link_client(s->link);
@@ -207,6 +206,7 @@ void session_free(struct session *s)
 	if (!s)
 		return;
 	link_free(s->link);
+	k8s_session_free(s->kube, s->kube_failed);
 	loop_free(s->loop);
 	sandbox_env_free(s->remote_env);
 	free(s->resolv_conf);

@@ -22,6 +22,8 @@ struct session {
 	/* The app's listeners (incoming.h), while the sandbox runs; else NULL.
 	 * incoming_app_listening(s->incoming, proto, port) asks about a port. */
 	struct incoming *incoming;
+	struct k8s_session *kube;    /* the agent in a cluster, or NULL */
+	bool kube_failed;	     /* its link never came up: remove it now */
 	bool lost;
 	char lost_reason[ERR_MSG_MAX];
 	/* Called when the link is lost (after lost/lost_reason are set). */
@@ -30,7 +32,8 @@ struct session {
 };
 
 /* Opens the link for cfg's target (pid/PID: spawns the agent; connect_tcp:
- * connects) and waits for the handshake. Takes ownership of cfg. */
+ * connects; a Kubernetes target or none: starts an agent in the cluster,
+ * launcher/k8s_agent.h) and waits for the handshake. Takes ownership of cfg. */
 int session_open(struct cfg *cfg, struct session **ret, struct err *reterr);
 
 /* Fetches the target's environment, hostname and resolv.conf (one round trip each,
