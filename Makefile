@@ -178,7 +178,7 @@ DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	iproute2 busybox-static dnsmasq-base python3 python3-pytest \
 	procps psmisc curl dnsutils socat tmux clang-format hyperfine bindfs sshfs openssh-server \
 	iperf3 dnsperf slirp4netns wrk strace linux-perf iptables nftables \
-	debhelper lintian devscripts dpkg-dev fakeroot man-db
+	debhelper lintian devscripts dpkg-dev fakeroot man-db zsh fish
 
 deps:
 	$(Q)missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(DEPS_PKGS) 2>/dev/null \
@@ -263,21 +263,14 @@ $(O)/podenv-agent-oci.tar: $(O)/podenv-agent-static packaging/agent-image.sh
 agent-image: $(O)/podenv-agent-oci.tar
 .PHONY: agent-static agent-image
 
-# make bench: every bench/*.sh (BENCH= picks some: BENCH="config_load vfs_route"),
-# each with this build folder; each one's output (the figures that get pasted into
-# bench/RESULTS.md) goes to $(O)/bench-results/NAME.txt. The scripts print
-# their figures rather than edit RESULTS.md, so updating it stays a manual
-# paste. agent, exec and net need root and start their own mini cluster.
-BENCH ?= $(basename $(notdir $(wildcard bench/*.sh)))
+# make bench: every bench/*.sh (BENCH= picks some: BENCH="config_load vfs_route")
+# with this build folder, by bench/run.py, which rewrites bench/RESULTS.md
+# (sections of benchmarks not picked are kept) and keeps each script's output
+# and log in $(O)/bench-results/. How a script plugs in: bench/README.md.
+# agent, exec and net need root and start their own mini cluster.
+BENCH ?=
 bench: all
-	$(Q)mkdir -p $(O)/bench-results; failed=; \
-	for b in $(BENCH); do \
-		echo "  BENCH   bench/$$b.sh $(O) -> $(O)/bench-results/$$b.txt"; \
-		bench/$$b.sh $(O) > $(O)/bench-results/$$b.txt 2> $(O)/bench-results/$$b.log \
-			|| { failed="$$failed $$b"; tail -n 5 $(O)/bench-results/$$b.log; }; \
-	done; \
-	echo "results: $(O)/bench-results/*.txt (bench/RESULTS.md is not rewritten; paste from there)"; \
-	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
+	$(Q)$(PYTHON) bench/run.py $(O) $(BENCH)
 .PHONY: bench
 
 # make deb: dpkg-buildpackage in a temporary copy of the tree (tracked and

@@ -5,9 +5,8 @@ set -l podenv_commands exec shell mount config debug explain doctor help
 function __podenv_targets
     set -l tok (commandline -ct)
     if string match -q 'pid/*' -- $tok
-        for p in /proc/[0-9]*
-            echo pid/(string replace /proc/ '' -- $p)
-        end
+        # fish globs have no [0-9]: keep the numeric entries of /proc.
+        string replace -rf '^/proc/(\d+)$' 'pid/$1' -- /proc/*
     else
         printf '%s\n' pid/ pod/ deployment/ rollout/ job/ cronjob/ statefulset/ service/ replicaset/ targetless
     end
