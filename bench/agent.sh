@@ -1,4 +1,5 @@
 #!/bin/bash
+# bench-title: agent and protocol (issue 4): 64 MiB read vs cat, stat round trips, TCP vs direct
 # Agent and protocol benchmarks (issue 4), each against its native/direct
 # baseline in the same run, interleaved over ROUNDS rounds; medians and ratios.
 #
@@ -54,10 +55,10 @@ ip netns exec "${SVCNS##*/}" "$T/tcpbench" serve $PORT >"$T/serve.out" &
 SERVE_PID=$!
 for _ in $(seq 50); do grep -q ready "$T/serve.out" 2>/dev/null && break; sleep 0.1; done
 
-echo "# bench/agent.sh $(date -u +%FT%TZ): $(nproc) vCPU, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)"
-echo "# load average before: $(cut -d" " -f1-3 /proc/loadavg)"
-echo "# tree $(git describe --always --dirty) ($(git status --short --untracked-files=no | wc -l) files modified)"
-echo "# build $B, pod pid $P, sink/echo $SVC:$PORT/$((PORT + 1)), $ROUNDS rounds"
+echo "- bench/agent.sh $(date -u +%FT%TZ): $(nproc) vCPU, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)" >>"$T/head"
+echo "- load average before: $(cut -d" " -f1-3 /proc/loadavg)" >>"$T/head"
+echo "- tree $(git describe --always --dirty) ($(git status --short --untracked-files=no | wc -l) files modified)" >>"$T/head"
+echo "- build $B, pod pid $P, sink/echo $SVC:$PORT/$((PORT + 1)), $ROUNDS rounds" >>"$T/head"
 
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 
@@ -93,7 +94,7 @@ done
 	-- "$T"/read*.json >"$T/pooled"
 /usr/bin/python3 bench/pool.py values "$T/values" >>"$T/pooled"
 
-/usr/bin/python3 - "$T/pooled" "$P" "$DBG" "$TCP_BYTES" "$PINGS" "$STATS" <<'EOF'
+/usr/bin/python3 - "$T/pooled" "$P" "$DBG" "$TCP_BYTES" "$PINGS" "$STATS" >"$T/report" <<'EOF'
 import sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -145,4 +146,11 @@ for k in ("p50_us", "mean_us", "p99_us"):
     tgt = f"< 50 µs: {verdict(a - d < 50)}" if k == "p50_us" else ""
     print(f"| 1-byte RTT {k.replace('_us', '')} µs ({PINGS} round trips) | {rows['rtt_agent_' + k][0]} | "
           f"{d:.1f} | {a:.1f} | +{a - d:.1f} µs | {tgt} |")
+with open(sys.argv[1].rsplit("/", 1)[0] + "/summary", "w") as f:
+    f.write(f"> readall {r1:.2f} of native; stat {m('stat1_ops'):.0f} ops/s (1 in flight), {m('stat16_ops'):.0f} (16); "
+            f"TCP {m('tcp_agent_MBps') / m('tcp_direct_MBps'):.2f} of direct; 1-byte RTT "
+            f"+{m('rtt_agent_p50_us') - m('rtt_direct_p50_us'):.1f} µs p50, +{m('rtt_agent_p99_us') - m('rtt_direct_p99_us'):.1f} µs p99\n")
 EOF
+cat "$T/summary"
+echo
+cat "$T/head" "$T/report"

@@ -1,7 +1,8 @@
 /* Benchmark: load the reference's complete example (read the file, render,
  * parse, validate, compile every pattern with JIT, resolve env) N times and
  * report the per-load time. Also times the first load in the process,
- * which pays PCRE2's and json-c's one-time set-up.
+ * which pays PCRE2's and json-c's one-time set-up. For a .json file, the
+ * baseline: json-c's parse of the same file alone, N times.
  *
  *	bench/config_load.sh [BUILD_DIR] [N]
  */
@@ -9,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <json-c/json.h>
 
 #include "config/config.h"
 
@@ -58,6 +61,18 @@ int main(int argc, char **argv)
 	printf("config_load %s: n=%d first=%.0f us mean=%.0f us median=%.0f us p99=%.0f us "
 	       "max=%.0f us\n",
 	       path, n, first, sum / n, t[n / 2], t[(int)(n * 0.99)], t[n - 1]);
+	if (strlen(path) > 5 && !strcmp(path + strlen(path) - 5, ".json")) {
+		for (int i = 0; i < n; i++) {
+			double t0 = now_us();
+			json_object *j = json_object_from_file(path);
+			t[i] = now_us() - t0;
+			if (!j)
+				return 1;
+			json_object_put(j);
+		}
+		qsort(t, (size_t)n, sizeof(*t), cmp);
+		printf("json_parse file=%s n=%d median=%.1f us\n", path, n, t[n / 2]);
+	}
 	free(t);
 	return 0;
 }

@@ -1,4 +1,5 @@
 #!/bin/bash
+# bench-title: podenv exec (issue 5): start-up, python and find /usr vs native and bindfs, remote reads vs sshfs
 # `podenv exec` benchmarks (issue 5), each against native and the named peers
 # (bindfs for the local workload, sshfs for the remote one) in the same run,
 # interleaved over ROUNDS rounds (hyperfine -N); pooled medians and ratios.
@@ -122,10 +123,10 @@ for f in "$ROOT" "$T/sshfs" "$T/pm"; do
 	[ "$(stat -c %s "$f/data/big.bin")" = 67108864 ] || { echo "bench/exec.sh: $f/data/big.bin missing" >&2; exit 1; }
 done
 
-echo "# bench/exec.sh $(date -u +%FT%TZ): $(nproc) vCPU, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)"
-echo "# load average before: $(cut -d" " -f1-3 /proc/loadavg)"
-echo "# tree $(git -C "$REPO" describe --always --dirty) ($(git -C "$REPO" status --short --untracked-files=no | wc -l) files modified)"
-echo "# build $B, pod pid $P, sshd 127.0.0.1:$SSH_PORT, $ROUNDS rounds"
+echo "- bench/exec.sh $(date -u +%FT%TZ): $(nproc) vCPU, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)" >>"$T/head"
+echo "- load average before: $(cut -d" " -f1-3 /proc/loadavg)" >>"$T/head"
+echo "- tree $(git -C "$REPO" describe --always --dirty) ($(git -C "$REPO" status --short --untracked-files=no | wc -l) files modified)" >>"$T/head"
+echo "- build $B, pod pid $P, sshd 127.0.0.1:$SSH_PORT, $ROUNDS rounds" >>"$T/head"
 
 hf() { # NAME ARGS...: one hyperfine call, JSON to $T/NAME
 	local name=$1
@@ -145,7 +146,7 @@ hf first --runs 1 \
 	"$PE cat /data/big.bin" "$PE sh -c 'find /app/tree | wc -l'" \
 	"cat $T/sshfs/data/big.bin" "sh -c 'find $T/sshfs/app/tree | wc -l'"
 
-echo "# check: find /usr -xdev: native $(find /usr -xdev | wc -l), podenv $($PE sh -c 'find /usr -xdev | wc -l'); find /app/tree: native $(find "$ROOT/app/tree" | wc -l), podenv $($PE sh -c 'find /app/tree | wc -l'), sshfs $(find "$T/sshfs/app/tree" | wc -l)"
+echo "- check: find /usr -xdev: native $(find /usr -xdev | wc -l), podenv $($PE sh -c 'find /usr -xdev | wc -l'); find /app/tree: native $(find "$ROOT/app/tree" | wc -l), podenv $($PE sh -c 'find /app/tree | wc -l'), sshfs $(find "$T/sshfs/app/tree" | wc -l)" >>"$T/head"
 
 for r in $(seq "$ROUNDS"); do
 	echo "round $r/$ROUNDS" >&2
@@ -186,7 +187,7 @@ pool() { # NAME LABELS...
 	pool treec 0=pmc_tree 1=sshfsc_tree
 } >"$T/pooled"
 
-/usr/bin/python3 - "$T/pooled" "$P" "$B" "$T" <<'EOF'
+/usr/bin/python3 - "$T/pooled" "$P" "$B" "$T" >"$T/report" <<'EOF'
 import sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -271,4 +272,11 @@ for k, base, c in [("first_py", "pe_py", f"{PE} /usr/bin/python3 -c pass"),
                    ("first_sshfs_big", "sshfs_big", f"cat {T}/sshfs/data/big.bin (first read after mounting)"),
                    ("first_sshfs_tree", "sshfs_tree", f"sh -c 'find {T}/sshfs/app/tree \\| wc -l' (first after mounting)")]:
     print(f"| `{c}` | {m(k):.2f} | {m(base):.2f} |")
+with open(T + "/summary", "w") as f:
+    f.write(f"> start-up {start:.1f} ms; python3 {m('pe_py') / m('py'):.2f}× native; find /usr {m('pe_fu') / m('fu'):.2f}× native "
+            f"(bindfs {m('bind_fu') / m('fu_chroot'):.1f}×); 64 MiB read {m('sshfs_big') / m('pe_big'):.2f}× faster than sshfs; "
+            f"find /app/tree {m('sshfs_tree') / m('pe_tree'):.2f}× sshfs's speed\n")
 EOF
+cat "$T/summary"
+echo
+cat "$T/head" "$T/report"

@@ -1,12 +1,13 @@
 #!/bin/bash
+# bench-title: network through podenv exec (issue 6): throughput, connection rate, added latency, DNS
 # Network benchmarks of `podenv exec` (issue 6), each against the direct
 # path from the pod's network namespace (the limit) and, where it applies,
 # slirp4netns (a userspace-stack peer), in the same run, interleaved over
 # ROUNDS rounds; medians and ratios.
 #
 #   bench/net.sh [BUILD_DIR (default build)]
-#   env: ROUNDS (3), IPERF_SECS (10), WRK_SECS (5), PINGS (20000),
-#        DNS_SECS (10), PROFILE (1: one more podenv iperf3 run each for
+#   env: ROUNDS (3), IPERF_SECS (5), WRK_SECS (5), PINGS (20000),
+#        HTTP_CONNS (2000), DNS_SECS (5), PROFILE (1: one more podenv iperf3 run each for
 #        CPU use, perf record and strace -c of the launcher),
 #        PODENV_CLUSTER_ID (netbench), KEEP=1 keeps the raw data dir,
 #        BUILD=0 uses BUILD_DIR as it is (no make: e.g. binaries built from
@@ -21,7 +22,8 @@
 #            "userspace relay in front of the same server" (MTU 65520, its
 #            best case, and its default 1500).
 # Servers, in the cluster's services namespace: iperf3 -s, bench/tcpbench.c
-# (echo for the 1-byte ping-pong), the cluster's HTTP service
+# (echo for the 1-byte ping-pong; its httploop is the one-connection-per-
+# request client whose time per connection includes the handshake), the cluster's HTTP service
 # (10.213.0.11:80, services.py) and the cluster's dnsmasq, restarted with its
 # own arguments plus ttl-{api,db,echo} records with a TTL of 3600 s (its
 # host records have TTL 0, which podenv's DNS cache does not keep), so that
@@ -36,10 +38,11 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 B=$(realpath -m "${1:-build}")
 ROUNDS=${ROUNDS:-3}
-IPERF_SECS=${IPERF_SECS:-10}
+IPERF_SECS=${IPERF_SECS:-5}
 WRK_SECS=${WRK_SECS:-5}
 PINGS=${PINGS:-20000}
-DNS_SECS=${DNS_SECS:-10}
+DNS_SECS=${DNS_SECS:-5}
+HTTP_CONNS=${HTTP_CONNS:-2000}
 PROFILE=${PROFILE:-1}
 export PODENV_CLUSTER_ID=${PODENV_CLUSTER_ID:-netbench}
 export PODENV_BUILD=$B
@@ -146,12 +149,12 @@ for ns in "$PODNS" $(for m in $SLIRP_MTUS; do echo "/run/netns/nbslirp$$-$m"; do
 done
 
 # --- checks -------------------------------------------------------------------
-echo "# bench/net.sh $(date -u +%FT%TZ): $(nproc) vCPU, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)"
-echo "# load average before: $(cut -d" " -f1-3 /proc/loadavg)"
-echo "# tree $(git -C "$REPO" describe --always --dirty) ($(git -C "$REPO" status --short --untracked-files=no | wc -l) files modified)"
-echo "# build $B (podenv $(stat -c %y "$B/podenv" | cut -d. -f1)$([ "${BUILD:-1}" = 0 ] && echo ", not rebuilt")), pod pid $P; iperf3 $ECHO:$IPERF_PORT, echo $ECHO:$((ECHO_PORT + 1)), HTTP $API:80, DNS $DNS; $ROUNDS rounds"
-echo "# check: TTL of api A direct $($DIRECT sh -c "dig +noall +answer @$DNS api.default.svc.cluster.local" | awk '{print $2}'), ttl-api A direct $($DIRECT dig +noall +answer @"$DNS" ttl-api.default.svc.cluster.local | awk '{print $2}'); through podenv: $($PE sh -c 'dig +noall +answer @198.18.0.1 api.default.svc.cluster.local; dig +noall +answer @198.18.0.1 ttl-api.default.svc.cluster.local' | awk '{printf "%s %s  ", $1, $2}')"
-echo "# check: HTTP direct '$($DIRECT curl -s -m 5 http://$API/x)', podenv '$($PE curl -s -m 5 http://$API/x)', slirp '$(slirp 65520 curl -s -m 5 http://$API/x)'"
+echo "- bench/net.sh $(date -u +%FT%TZ): $(nproc) vCPU, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)" >>"$T/head"
+echo "- load average before: $(cut -d" " -f1-3 /proc/loadavg)" >>"$T/head"
+echo "- tree $(git -C "$REPO" describe --always --dirty) ($(git -C "$REPO" status --short --untracked-files=no | wc -l) files modified)" >>"$T/head"
+echo "- build $B (podenv $(stat -c %y "$B/podenv" | cut -d. -f1)$([ "${BUILD:-1}" = 0 ] && echo ", not rebuilt")), pod pid $P; iperf3 $ECHO:$IPERF_PORT, echo $ECHO:$((ECHO_PORT + 1)), HTTP $API:80, DNS $DNS; $ROUNDS rounds" >>"$T/head"
+echo "- check: TTL of api A direct $($DIRECT sh -c "dig +noall +answer @$DNS api.default.svc.cluster.local" | awk '{print $2}'), ttl-api A direct $($DIRECT dig +noall +answer @"$DNS" ttl-api.default.svc.cluster.local | awk '{print $2}'); through podenv: $($PE sh -c 'dig +noall +answer @198.18.0.1 api.default.svc.cluster.local; dig +noall +answer @198.18.0.1 ttl-api.default.svc.cluster.local' | awk '{printf "%s %s  ", $1, $2}')" >>"$T/head"
+echo "- check: HTTP direct '$($DIRECT curl -s -m 5 http://$API/x)', podenv '$($PE curl -s -m 5 http://$API/x)', slirp '$(slirp 65520 curl -s -m 5 http://$API/x)'" >>"$T/head"
 
 # --- measurements ---------------------------------------------------------------
 V=$T/values
@@ -201,6 +204,14 @@ pingpong() { # LABEL PREFIX...
 		echo "rtt_${label}_$k $(sed -n "s/.*$k=\([0-9.]*\).*/\1/p" "$T/pp.out")" >>"$V"
 	done
 }
+httploop() { # LABEL PREFIX...: HTTP_CONNS new connections, one at a time
+	local label=$1
+	shift
+	"$@" "$T/tcpbench" httploop "$API" 80 "$HTTP_CONNS" >"$T/hl.out"
+	for k in conn_per_sec p50_us p99_us connect_p50_us connect_p99_us errors reset_before_data; do
+		echo "http_${label}_$k $(sed -n "s/.* $k=\([0-9.]*\).*/\1/p" "$T/hl.out")" >>"$V"
+	done
+}
 dnsperfrun() { # LABEL SERVER QFILE PREFIX...
 	local label=$1 server=$2 q=$3
 	shift 3
@@ -237,6 +248,9 @@ for r in $(seq "$ROUNDS"); do
 	pingpong direct $DIRECT
 	pingpong podenv $PE
 	pingpong slirp slirp 65520
+	httploop direct $DIRECT
+	httploop podenv $PE
+	httploop slirp slirp 65520
 	dnsperfrun direct_ttl0 "$DNS" q_ttl0.txt $DIRECT
 	dnsperfrun podenv_ttl0 198.18.0.1 q_ttl0.txt $PE
 	dnsperfrun direct_ttl3600 "$DNS" q_ttl3600.txt $DIRECT
@@ -286,9 +300,9 @@ fi
 
 /usr/bin/python3 "$REPO/bench/pool.py" values "$V" >"$T/pooled"
 
-$PY - "$T" "$P" "$PODENV" "$ECHO" "$API" "$DNS" "$IPERF_SECS" "$WRK_SECS" "$PINGS" "$DNS_SECS" "$PROFILE" <<'EOF'
+$PY - "$T" "$P" "$PODENV" "$ECHO" "$API" "$DNS" "$IPERF_SECS" "$WRK_SECS" "$PINGS" "$DNS_SECS" "$PROFILE" "$HTTP_CONNS" >"$T/report" <<'EOF'
 import os, sys
-T, P, PODENV, ECHO, API, DNS, IPERF_SECS, WRK_SECS, PINGS, DNS_SECS, PROFILE = sys.argv[1:]
+T, P, PODENV, ECHO, API, DNS, IPERF_SECS, WRK_SECS, PINGS, DNS_SECS, PROFILE, HTTP_CONNS = sys.argv[1:]
 rows = {}
 for line in open(os.path.join(T, "pooled")):
     k, n, mn, med, mx = line.split()
@@ -296,6 +310,39 @@ for line in open(os.path.join(T, "pooled")):
 m = lambda k: rows[k][2]
 rng = lambda k, f="{:.2f}": f"{f.format(rows[k][1])}–{f.format(rows[k][3])}"
 def verdict(ok): return "**met**" if ok else "**MISSED**"
+
+# Issue 6's questions first: outgoing connection rate and added round-trip latency.
+hl = lambda path, k: m(f"http_{path}_{k}")
+with open(os.path.join(T, "summary"), "w") as f:
+    f.write(f"> iperf3 {m('iperf_podenv_gbps') / m('iperf_direct_gbps'):.2f} of direct "
+            f"({m('iperf_podenv_gbps') / m('iperf_slirp65520_gbps'):.2f}× slirp4netns); new connections "
+            f"{hl('podenv', 'conn_per_sec'):.0f}/s vs {hl('direct', 'conn_per_sec'):.0f}/s direct "
+            f"({hl('podenv', 'conn_per_sec') / hl('direct', 'conn_per_sec'):.2f}); added RTT "
+            f"{m('rtt_podenv_p50_us') - m('rtt_direct_p50_us'):+.0f} µs p50, {m('rtt_podenv_p99_us') - m('rtt_direct_p99_us'):+.0f} µs p99; "
+            f"DNS {m('dns_podenv_ttl0_qps') / m('dns_direct_ttl0_qps'):.2f} of direct uncached\n")
+print("\n## Issue 6 in short: outgoing connection rate and added round-trip latency (medians over the rounds)")
+print("| measure | direct (pod netns) | podenv | podenv vs direct | slirp4netns --mtu=65520 | podenv vs slirp |")
+print("|---|---|---|---|---|---|")
+for k, desc, fmt in (("conn_per_sec", f"new connections per second, one at a time (`tcpbench httploop`: connect, GET with `Connection: close`, read to EOF, close; {HTTP_CONNS} per run)", "{:.0f}"),
+                     ("p50_us", "time per connection p50 µs (handshake + request + response + close)", "{:.0f}"),
+                     ("p99_us", "time per connection p99 µs", "{:.0f}"),
+                     ("connect_p50_us", "connect() p50 µs", "{:.0f}"),
+                     ("connect_p99_us", "connect() p99 µs", "{:.0f}")):
+    d, p_, s_ = hl("direct", k), hl("podenv", k), hl("slirp", k)
+    rel = (lambda a, b: f"{a / b:.2f}×") if k == "conn_per_sec" else (lambda a, b: f"{a - b:+.0f} µs")
+    print(f"| {desc} | {fmt.format(d)} | {fmt.format(p_)} | {rel(p_, d)} | {fmt.format(s_)} | {rel(p_, s_)} |")
+print(f"| failed connections per run (max): errors / reset before any byte | {rows['http_direct_errors'][3]:.0f} / {rows['http_direct_reset_before_data'][3]:.0f} "
+      f"| {rows['http_podenv_errors'][3]:.0f} / {rows['http_podenv_reset_before_data'][3]:.0f} | | "
+      f"{rows['http_slirp_errors'][3]:.0f} / {rows['http_slirp_reset_before_data'][3]:.0f} | |")
+for kind, desc in (("close1", "wrk, new connection per request, 1 at a time, requests/s"), ("close16", "wrk, new connection per request, 16 at a time, requests/s")):
+    d, p_, s_ = m(f"wrk_direct_{kind}_rps"), m(f"wrk_podenv_{kind}_rps"), m(f"wrk_slirp_{kind}_rps")
+    print(f"| {desc} | {d:.0f} | {p_:.0f} | {p_ / d:.2f}× | {s_:.0f} | {p_ / s_:.2f}× |")
+for k, desc in (("p50_us", "1-byte TCP round trip p50 µs (`tcpbench pingpong`)"), ("p99_us", "1-byte TCP round trip p99 µs")):
+    d, p_, s_ = m(f"rtt_direct_{k}"), m(f"rtt_podenv_{k}"), m(f"rtt_slirp_{k}")
+    print(f"| {desc} | {d:.1f} | {p_:.1f} | {p_ - d:+.1f} µs | {s_:.1f} | {p_ - s_:+.1f} µs |")
+for k, desc in (("p50_us", "HTTP request on a kept connection p50 µs (wrk `-c1`)"), ("p99_us", "HTTP request on a kept connection p99 µs")):
+    d, p_, s_ = m(f"wrk_direct_ka_{k}"), m(f"wrk_podenv_ka_{k}"), m(f"wrk_slirp_ka_{k}")
+    print(f"| {desc} | {d:.0f} | {p_:.0f} | {p_ - d:+.0f} µs | {s_:.0f} | {p_ - s_:+.0f} µs |")
 
 print(f"\n## iperf3 TCP, {IPERF_SECS} s, client → iperf3 -s in the services namespace ({ECHO})")
 print("| path | n | Gbit/s median (min–max) | retransmits (median) | ratio to direct | target |")
@@ -328,11 +375,11 @@ for kind, desc in names.items():
 print("\n(latency: wrk's, from sending the request to its response; a new connection's handshake is not in it. errors: max per run of socket errors / non-2xx)")
 
 print(f"\n## 1-byte TCP ping-pong (bench/tcpbench.c pingpong, {PINGS} round trips, echo server in the services namespace)")
-print("| path | n | p50 µs | mean µs | p99 µs | added p50 µs |")
-print("|---|---|---|---|---|---|")
+print("| path | n | p50 µs | mean µs | p99 µs | added p50 µs | added p99 µs |")
+print("|---|---|---|---|---|---|---|")
 for path in ("direct", "podenv", "slirp"):
     k = f"rtt_{path}_"
-    add = "" if path == "direct" else f"{m(k + 'p50_us') - m('rtt_direct_p50_us'):+.1f}"
+    add = "|" if path == "direct" else f"{m(k + 'p50_us') - m('rtt_direct_p50_us'):+.1f} | {m(k + 'p99_us') - m('rtt_direct_p99_us'):+.1f}"
     print(f"| {path if path != 'slirp' else 'slirp4netns --mtu=65520'} | {rows[k + 'p50_us'][0]} | {m(k + 'p50_us'):.1f} | {m(k + 'mean_us'):.1f} | {m(k + 'p99_us'):.1f} | {add} |")
 
 print(f"\n## dnsperf, {DNS_SECS} s (1 client, 100 outstanding), api/db/echo A+AAAA")
@@ -359,3 +406,6 @@ if PROFILE == "1":
     print(f"- strace -c -f of the launcher, 5 s ({rd('prof_strace_gbps.txt')} Gbit/s under strace):")
     print("```\n" + "\n".join(st[:14]) + "\n```")
 EOF
+cat "$T/summary"
+echo
+cat "$T/head" "$T/report"

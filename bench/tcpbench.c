@@ -5,9 +5,15 @@
  *	tcpbench serve PORT              sink on PORT, echo on PORT+1 (fork per connection)
  *	tcpbench send IP PORT BYTES      zeros, half-close, wait for close: MB/s
  *	tcpbench pingpong IP PORT N      1-byte round trips (after 100 warm-up)
+ *	tcpbench httploop IP PORT N      N short HTTP requests, one new connection
+ *	                                 each (connect, GET with Connection: close,
+ *	                                 read to EOF, close), one at a time after
+ *	                                 20 warm-up: rate, time per connection,
+ *	                                 failures counted (never fatal)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -112,6 +118,88 @@ static int cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* One request on a new connection; 0 when a complete "HTTP/1.x 200"
+ * response and then EOF arrived, else -1 (errno-ish reason in *why). */
+static int http_once(const struct sockaddr_in *a, const char *req, uint64_t *connect_ns,
+		     const char **why)
+{
+	char buf[4096], head[16] = "";
+	size_t got = 0;
+	ssize_t n;
+	int ok = 0, fd = socket(AF_INET, SOCK_STREAM, 0);
+	uint64_t t = ns();
+
+	if (fd < 0)
+		die("socket");
+	if (connect(fd, (const struct sockaddr *)a, sizeof(*a)) < 0) {
+		*why = "connect";
+		close(fd);
+		return -1;
+	}
+	*connect_ns = ns() - t;
+	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+		*why = "write";
+		close(fd);
+		return -1;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n && got + (size_t)i < sizeof(head) - 1; i++)
+			head[got + (size_t)i] = buf[i];
+		got += (size_t)n;
+	}
+	ok = !strncmp(head, "HTTP/1.", 7) && !strncmp(head + 9, "200", 3);
+	if (n < 0)
+		*why = errno == ECONNRESET ? (got ? "reset after data" : "reset before any data") : "read";
+	else if (!got)
+		*why = "EOF before any data";
+	else if (!ok)
+		*why = "not HTTP 200";
+	close(fd);
+	return n == 0 && ok ? 0 : -1;
+}
+
+static int httploop(const char *ip, int port, unsigned long n)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	unsigned long warm = 20, done = 0, errors = 0, reset0 = 0;
+	uint64_t *total = calloc(n, sizeof(*total)), *conn = calloc(n, sizeof(*conn)), t0 = 0;
+	char req[256];
+
+	if (!total || !conn || inet_pton(AF_INET, ip, &a.sin_addr) != 1)
+		die("httploop");
+	snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", ip);
+	for (unsigned long i = 0; i < n + warm; i++) {
+		const char *why = NULL;
+		uint64_t c = 0, t;
+
+		if (i == warm)
+			t0 = ns();
+		t = ns();
+		if (http_once(&a, req, &c, &why) < 0) {
+			if (i >= warm) {
+				errors++;
+				reset0 += !strcmp(why, "reset before any data");
+			}
+			continue;
+		}
+		if (i >= warm) {
+			total[done] = ns() - t;
+			conn[done++] = c;
+		}
+	}
+	double s = (double)(ns() - t0) / 1e9;
+	if (!done)
+		die("httploop: no request succeeded");
+	qsort(total, done, sizeof(*total), cmp);
+	qsort(conn, done, sizeof(*conn), cmp);
+	printf("ok conns=%lu errors=%lu reset_before_data=%lu conn_per_sec=%.1f p50_us=%.1f p99_us=%.1f"
+	       " connect_p50_us=%.1f connect_p99_us=%.1f\n",
+	       n, errors, reset0, (double)n / s, (double)total[done / 2] / 1e3,
+	       (double)total[done * 99 / 100] / 1e3, (double)conn[done / 2] / 1e3,
+	       (double)conn[done * 99 / 100] / 1e3);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "serve"))
@@ -156,6 +244,9 @@ int main(int argc, char **argv)
 		       (double)rtt[n * 99 / 100] / 1e3);
 		return 0;
 	}
-	fprintf(stderr, "usage: tcpbench serve PORT | send IP PORT BYTES | pingpong IP PORT N\n");
+	if (argc == 5 && !strcmp(argv[1], "httploop"))
+		return httploop(argv[2], atoi(argv[3]), strtoul(argv[4], NULL, 10));
+	fprintf(stderr, "usage: tcpbench serve PORT | send IP PORT BYTES | pingpong IP PORT N"
+			" | httploop IP PORT N\n");
 	return 2;
 }
