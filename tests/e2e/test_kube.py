@@ -453,3 +453,180 @@ def test_ephemeral_disabled(fake, build_dir, tmp_path):
                                  kubeconfig=fake.kubeconfig["token"],
                                  config={"agent": {"ephemeral": True}}, tmp_path=tmp_path))
     assert "ephemeral containers are disabled" in line
+
+
+# --- targetless, TLS server name, proxies, progress ----------------------------------------------
+
+
+def test_targetless(fake, build_dir, tmp_path):
+    n = len(received_jobs(fake))
+    cfg = {"agent": {"communication_timeout": 1, "node_selector": {"disk": "ssd"}}}
+    r = podenv(build_dir, "exec", "--", "cat", "/proc/sys/kernel/hostname",
+               kubeconfig=fake.kubeconfig["token"], config=cfg, tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == open("/proc/sys/kernel/hostname").read().strip()
+    (job,) = [j["body"] for j in received_jobs(fake)[n:]]
+    spec = job["spec"]["template"]["spec"]
+    assert "nodeName" not in spec and not spec.get("hostPID")
+    assert spec["nodeSelector"] == {"disk": "ssd"}
+    assert "--container-id" not in spec["containers"][0]["args"]
+
+
+def kubeconfig_edit(fake, tmp_path, name, cluster_extra=None, server=None):
+    with open(fake.kubeconfig["token"]) as f:
+        text = f.read()
+    if server:
+        text = text.replace(fake.url, server)
+    if cluster_extra:
+        lines = text.splitlines()
+        i = next(i for i, l in enumerate(lines) if l.strip().startswith("server:"))
+        indent = lines[i][:len(lines[i]) - len(lines[i].lstrip())]
+        lines[i + 1:i + 1] = [indent + l for l in cluster_extra]
+        text = "\n".join(lines) + "\n"
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_tls_server_name(fake, build_dir, tmp_path):
+    # The certificate names 127.0.0.1 and localhost: connect to the address,
+    # check (and send SNI for) the name.
+    kc = kubeconfig_edit(fake, tmp_path, "sni.yaml", ["tls-server-name: localhost"])
+    r = podenv(build_dir, "exec", "-t", "pod/bear-pod", "--", "cat", "/etc/hostname",
+               kubeconfig=kc, config={"agent": {"communication_timeout": 1}}, tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "bear-pod\n"
+    kc = kubeconfig_edit(fake, tmp_path, "sni-bad.yaml", ["tls-server-name: bears.invalid"])
+    line = one_line_error(podenv(build_dir, "ls", kubeconfig=kc))
+    assert "certificate" in line
+
+
+class ConnectProxy:
+    """A tiny HTTP CONNECT proxy on loopback that counts its tunnels."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.tunnels = []
+        self.stop = False
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        import socket
+        import threading
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(c, socket), daemon=True).start()
+
+    def handle(self, c, socket):
+        import select
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = c.recv(4096)
+            if not d:
+                c.close()
+                return
+            head += d
+        line = head.split(b"\r\n")[0].decode()
+        method, target = line.split()[:2]
+        if method != "CONNECT":
+            c.sendall(b"HTTP/1.1 405 no\r\n\r\n")
+            c.close()
+            return
+        self.tunnels.append(target)
+        host, port = target.rsplit(":", 1)
+        u = socket.create_connection((host, int(port)))
+        c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        rest = head.split(b"\r\n\r\n", 1)[1]
+        if rest:
+            u.sendall(rest)
+        socks = [c, u]
+        try:
+            while True:
+                r, _, _ = select.select(socks, [], [], 30)
+                if not r:
+                    break
+                for s in r:
+                    d = s.recv(65536)
+                    if not d:
+                        raise EOFError
+                    (u if s is c else c).sendall(d)
+        except (EOFError, OSError):
+            pass
+        c.close()
+        u.close()
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
+
+def test_proxy_url_and_use_proxy(fake, build_dir, tmp_path):
+    proxy = ConnectProxy()
+    try:
+        kc = kubeconfig_edit(fake, tmp_path, "proxy.yaml",
+                             [f"proxy-url: http://127.0.0.1:{proxy.port}"])
+        r = podenv(build_dir, "exec", "-t", "pod/bear-pod", "--", "cat", "/etc/hostname",
+                   kubeconfig=kc, config={"agent": {"communication_timeout": 1}},
+                   tmp_path=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "bear-pod\n"
+        # API requests and the port-forward both went through the proxy
+        assert len(proxy.tunnels) >= 2 and set(proxy.tunnels) == {f"127.0.0.1:{fake.info['port']}"}
+        n = len(proxy.tunnels)
+        r = podenv(build_dir, "ls", kubeconfig=kc, config={"use_proxy": False},
+                   tmp_path=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert len(proxy.tunnels) == n, "use_proxy: false still used the proxy"
+        # *_proxy from the environment: loopback is never proxied (as Go does)
+        r = podenv(build_dir, "ls", kubeconfig=fake.kubeconfig["token"],
+                   env={"https_proxy": f"http://127.0.0.1:{proxy.port}"})
+        assert r.returncode == 0, r.stderr
+        assert len(proxy.tunnels) == n
+    finally:
+        proxy.close()
+
+
+def test_progress_line_on_a_terminal(fake, build_dir, tmp_path):
+    """A spinner line on a terminal while the agent starts, erased at the end;
+    nothing with -q."""
+    import pty
+    import select as sel
+    fake.control(agent_start_delay=1.0)
+    cfg = tmp_path / "p.json"
+    cfg.write_text(json.dumps({"agent": {"communication_timeout": 1}}))
+    for quiet in (False, True):
+        master, slave = pty.openpty()
+        args = [os.path.join(build_dir, "podenv")] + (["-q"] if quiet else []) + [
+            "exec", "-f", str(cfg), "-t", "pod/bear-pod", "--", "true"]
+        p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=slave, env={"PATH": os.environ["PATH"], "HOME": "/nonexistent",
+                                                "KUBECONFIG": fake.kubeconfig["token"]})
+        os.close(slave)
+        out = b""
+        while True:
+            r, _, _ = sel.select([master], [], [], 30)
+            if not r:
+                break
+            try:
+                d = os.read(master, 4096)
+            except OSError:
+                break
+            if not d:
+                break
+            out += d
+        assert p.wait(30) == 0, out
+        os.close(master)
+        text = out.decode(errors="replace")
+        if quiet:
+            assert text == "", text
+        else:
+            assert "waiting for the agent pod" in text, text
+            assert text.endswith("\r\x1b[K"), repr(text[-40:])
