@@ -793,24 +793,26 @@ static void steal_forward(struct inc_conn *c, const void *d, size_t n)
  * Returns -errno to reset the connection. */
 static int steal_process(struct inc_conn *c)
 {
-	while (buf_len(&c->cin) > 0) {
+	/* Also with no input left: a request without body ENDs on the step
+	 * after its HEAD, with nothing consumed. */
+	for (;;) {
 		const uint8_t *d = buf_data(&c->cin);
 		size_t len = buf_len(&c->cin), used = 0;
 
 		if (c->tunnel) {
 			steal_forward(c, d, len);
 			buf_consume(&c->cin, len);
-			continue;
+			return 0;
 		}
 		if (c->raw) {
-			if (c->busy && c->to_steal)
+			if (len == 0 || (c->busy && c->to_steal))
 				return 0; /* after the stolen response */
 			int r = up_start(c);
 			if (r < 0)
 				return r;
 			buf_append(&c->to_u, d, len);
 			buf_consume(&c->cin, len);
-			continue;
+			return 0;
 		}
 		if (c->busy && c->req_done)
 			return 0; /* wait for the response */
@@ -847,11 +849,10 @@ static int steal_process(struct inc_conn *c)
 				  agent_http_parser_why(c->req));
 			if (c->busy && c->to_steal && !c->req_done)
 				return -EPROTO; /* malformed body of a stolen request */
-			if (c->busy && !c->req_done) {
-				/* ...of a request the original app has: it sees
-				 * the rest as it is. */
+			/* A request of the original app's that turned out
+			 * malformed in its body: the app sees the rest as is. */
+			if (c->busy && !c->req_done)
 				c->busy = false;
-			}
 			struct buf rest;
 			buf_init(&rest);
 			buf_append(&rest, held, hl);
@@ -865,9 +866,8 @@ static int steal_process(struct inc_conn *c)
 		}
 		buf_consume(&c->cin, used);
 		if (ev == AGENT_HTTP_NEED_MORE)
-			break;
+			return 0;
 	}
-	return 0;
 }
 
 /* Response bytes (from the original app or a stolen request's stream)
@@ -875,7 +875,9 @@ static int steal_process(struct inc_conn *c)
 static void steal_response_bytes(struct inc_conn *c, struct agent_http_parser *rp,
 				 const uint8_t *d, size_t len)
 {
-	while (len > 0 && c->busy && !c->resp_done && !c->tunnel) {
+	/* Also with no input left: a response without body ENDs on the step
+	 * after its HEAD. */
+	while (c->busy && !c->resp_done && !c->tunnel) {
 		size_t used = 0;
 		int ev = agent_http_parser_feed(rp, d, len, &used);
 		const struct agent_http_head *h;
@@ -944,29 +946,31 @@ static void conn_update(struct inc_conn *c)
  * Returns true if c was freed. */
 static bool conn_check_end(struct inc_conn *c)
 {
-	/* Client → app: the client's EOF travels once its bytes are out. */
-	if (c->c_eof && !c->u_shut && c->ufd >= 0 && !c->u_connecting && buf_len(&c->to_u) == 0 &&
+	bool up_ready = c->ufd >= 0 && !c->u_connecting;
+
+	/* Client → app: the client's EOF follows its last byte. */
+	if (c->c_eof && up_ready && !c->u_shut && buf_len(&c->to_u) == 0 &&
 	    buf_len(&c->cin) == 0 && !(c->steal && c->busy && c->to_steal)) {
 		shutdown(c->ufd, SHUT_WR);
 		c->u_shut = true;
 	}
-	bool up_done = c->ufd < 0 || c->u_eof;
 	if (c->steal) {
-		if (c->busy && c->to_steal && !c->finish)
-			up_done = false; /* the response is coming from the launcher */
-		if (c->finish && buf_len(&c->to_c) == 0) {
+		/* A response ended the connection, or the client left and
+		 * nothing is in flight any more. */
+		bool done = c->finish || (c->c_eof && !c->busy && buf_len(&c->cin) == 0 &&
+					  (c->ufd < 0 || c->u_eof));
+		if (done && buf_len(&c->to_c) == 0) {
 			conn_free(c, false);
 			return true;
 		}
-		if (c->c_eof && !c->busy && buf_len(&c->cin) == 0 && (c->ufd < 0 || c->u_shut))
-			up_done = up_done || c->ufd < 0;
+		return false;
 	}
 	/* App → client. */
-	if (up_done && !c->c_shut && buf_len(&c->to_c) == 0 && (!c->steal || !c->busy || c->finish)) {
+	if (c->u_eof && !c->c_shut && buf_len(&c->to_c) == 0) {
 		shutdown(c->cfd, SHUT_WR);
 		c->c_shut = true;
 	}
-	if (c->c_shut && (c->c_eof || c->finish) && (c->ufd < 0 || c->u_shut || c->u_eof)) {
+	if (c->c_shut && c->u_shut) {
 		conn_free(c, false);
 		return true;
 	}
@@ -1039,7 +1043,18 @@ static int on_conn_io(struct loop_source *src, int fd, uint32_t events, void *us
 					c->resp_done = true;
 					c->finish = true;
 					steal_request_done(c);
-				} else if (c->steal && !c->busy) {
+				} else if (c->steal && c->busy && c->to_steal) {
+					/* The app closed its idle connection while a
+					 * request was stolen: a later one reconnects. */
+					loop_source_free(c->usrc);
+					c->usrc = NULL;
+					closep(&c->ufd);
+					c->u_eof = c->u_shut = false;
+					agent_http_parser_free(c->uresp);
+					c->uresp = agent_http_parser_new_response();
+					conn_process(c);
+					return 0;
+				} else if (c->steal) {
 					c->finish = true;
 				}
 			}

@@ -53,6 +53,7 @@ class Stream:
         self.link, self.id, self.port, self.mode = link, sid, port, mode
         self.remote, self.local = remote, local
         self.data = bytearray()
+        self.credit = link.agent_window  # bytes we may still send (PROTOCOL.md §5)
         self.eof = False
         self.closed = None  # the STREAM_CLOSE error once closed
         self.cond = threading.Condition()
@@ -60,16 +61,26 @@ class Stream:
     def wait(self, pred, timeout=10):
         with self.cond:
             if not self.cond.wait_for(lambda: pred(self), timeout):
-                raise AssertionError(f"stream {self.id:#x}: timed out; data={bytes(self.data)!r} "
-                                     f"eof={self.eof} closed={self.closed}")
+                raise AssertionError(f"stream {self.id:#x}: timed out; {len(self.data)} bytes "
+                                     f"{bytes(self.data[:200])!r}... eof={self.eof} "
+                                     f"closed={self.closed}")
 
     def wait_data(self, n, timeout=10):
         self.wait(lambda s: len(s.data) >= n or s.closed is not None, timeout)
         return bytes(self.data)
 
     def send(self, data):
-        for i in range(0, len(data), 65536):
-            self.link.send_frame(STREAM_DATA, 0, self.id, data[i:i + 65536])
+        data = memoryview(data)
+        while data:
+            with self.cond:
+                if not self.cond.wait_for(lambda: self.credit > 0 or self.closed is not None, 30):
+                    raise AssertionError(f"stream {self.id:#x}: no window from the agent")
+                if self.closed is not None:
+                    raise ConnectionResetError(f"stream closed ({self.closed})")
+                n = min(len(data), 65536, self.credit)
+                self.credit -= n
+            self.link.send_frame(STREAM_DATA, 0, self.id, bytes(data[:n]))
+            data = data[n:]
 
     def shutdown(self):
         self.link.send_frame(STREAM_SHUTDOWN, 0, self.id, b"")
@@ -106,6 +117,7 @@ class Link:
         t, _, _, payload = self.read_frame()
         assert t == 0x0002, f"no WELCOME: type {t:#x} {payload!r}"
         self.caps = struct.unpack_from("<Q", payload, 2)[0]
+        self.agent_window = struct.unpack_from("<I", payload, 18)[0]
         self.reader = threading.Thread(target=self.read_loop, daemon=True)
         self.reader.start()
 
@@ -134,13 +146,15 @@ class Link:
                     st = Stream(self, ident, port, mode, (remote, rport), (local, lport))
                     self.streams[ident] = st
                     self.incoming.put(st)
-                elif t in (STREAM_DATA, STREAM_SHUTDOWN, STREAM_CLOSE):
+                elif t in (STREAM_DATA, STREAM_WINDOW, STREAM_SHUTDOWN, STREAM_CLOSE):
                     st = self.streams.get(ident)
                     if st is None:
                         continue
                     with st.cond:
                         if t == STREAM_DATA:
                             st.data += p
+                        elif t == STREAM_WINDOW:
+                            st.credit += struct.unpack_from("<I", p)[0]
                         elif t == STREAM_SHUTDOWN:
                             st.eof = True
                         else:
@@ -344,3 +358,418 @@ def test_unsubscribe_removes_the_rule(cluster, links):
     c.sendall(http_get("/"))
     assert read_response(c) == (200, b"pod-original")
     c.close()
+
+
+def expect_pod(c, path="/"):
+    c.sendall(http_get(path))
+    assert read_response(c) == (200, b"pod-original")
+
+
+def test_mirror_copies_and_pod_still_answers(cluster, links):
+    link = links()
+    assert link.subscribe(80, MIRROR) == "ok"
+    c = client_conn(cluster)
+    reqs = [http_get("/one", [("X-Test", "1")]), http_get("/two", method="POST", body=b"x" * 5000)]
+    for r in reqs:
+        c.sendall(r)
+        assert read_response(c) == (200, b"pod-original")
+    st = link.next_incoming()
+    assert st.mode == MIRROR and st.port == 80 and st.local == (cluster.pod_ip, 80)
+    assert st.wait_data(sum(map(len, reqs))) == b"".join(reqs)
+    # the launcher's answers on a mirror stream are discarded
+    st.send(local_response(b"ignored"))
+    c.shutdown(socket.SHUT_WR)
+    assert c.recv(100) == b""
+    st.wait(lambda s: s.eof)
+    c.close()
+    # two mirror sessions share the port (one agent with --listen would too;
+    # here a second session of another agent is refused nothing)
+    assert link.unsubscribe(80) == "ok"
+
+
+def test_mirror_with_filter_copies_only_matches(cluster, links):
+    link = links()
+    assert link.subscribe(80, MIRROR, "header ^x-user: alice$\n") == "ok"
+    c = client_conn(cluster)
+    a, b = http_get("/a", [("X-User", "alice")]), http_get("/b", [("X-User", "bob")])
+    for r in (b, a, b, a):
+        c.sendall(r)
+        assert read_response(c) == (200, b"pod-original")
+    st = link.next_incoming()
+    assert st.wait_data(2 * len(a)) == a + a
+    c.close()
+    st.wait(lambda s: s.eof)
+    assert bytes(st.data) == a + a
+
+
+def serve_stolen(link, body_for):
+    """Answers stolen requests in a thread: each stream gets one whole
+    request; body_for(request bytes) gives the local app's body."""
+    stop = threading.Event()
+    seen = []
+
+    def loop():
+        while not stop.is_set():
+            try:
+                st = link.next_incoming(timeout=0.2)
+            except queue.Empty:
+                continue
+            st.wait(lambda s: b"\r\n\r\n" in s.data)
+            head = bytes(st.data).split(b"\r\n\r\n")[0]
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            req = st.wait_data(len(head) + 4 + (int(m.group(1)) if m else 0))
+            seen.append(req)
+            st.send(local_response(body_for(req)))
+            st.wait(lambda s: s.closed is not None)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    return stop, seen
+
+
+def test_steal_with_header_filter(cluster, links):
+    link = links()
+    assert link.subscribe(80, STEAL, "header ^x-user: alice$\n") == "ok"
+    stop, seen = serve_stolen(link, lambda req: b"local:" + req.split(b" ")[1])
+    try:
+        c = client_conn(cluster)
+        # keep-alive, alternating: each request goes its own way, in order
+        for i in range(6):
+            user = "alice" if i % 2 else "bob"
+            c.sendall(http_get(f"/r{i}", [("X-User", user)]))
+            want = f"local:/r{i}".encode() if user == "alice" else b"pod-original"
+            assert read_response(c) == (200, want), i
+        # pipelined: three requests in one write, answered in order
+        c.sendall(http_get("/p1", [("X-User", "alice")]) + http_get("/p2") +
+                  http_get("/p3", [("x-user", "ALICE")]))
+        assert read_response(c) == (200, b"local:/p1")
+        assert read_response(c) == (200, b"pod-original")
+        assert read_response(c) == (200, b"local:/p3")
+        c.close()
+    finally:
+        stop.set()
+    assert [r.split(b" ")[1] for r in seen] == [b"/r1", b"/r3", b"/r5", b"/p1", b"/p3"]
+    assert seen[0] == http_get("/r1", [("X-User", "alice")])  # exactly that request's bytes
+
+
+def test_steal_with_path_filter_negative_lookahead(cluster, links):
+    link = links()
+    assert link.subscribe(80, STEAL, "path ^(?!/health)\n") == "ok"
+    stop, seen = serve_stolen(link, lambda req: b"local")
+    try:
+        c = client_conn(cluster)
+        for path, want in (("/health", b"pod-original"), ("/api", b"local"),
+                           ("/healthz", b"pod-original"), ("/x?y=/health", b"local")):
+            c.sendall(http_get(path))
+            assert read_response(c) == (200, want), path
+        # a body goes with its request
+        c.sendall(http_get("/upload", method="POST", body=b"b" * 100000))
+        assert read_response(c) == (200, b"local")
+        c.close()
+    finally:
+        stop.set()
+    assert seen[-1].endswith(b"b" * 100000)
+
+
+def test_non_http_and_malformed_go_to_the_pod(cluster, links):
+    link = links()
+    assert link.subscribe(80, STEAL, "header ^x-user: alice$\n") == "ok"
+    # not HTTP at all: podapp sees the bytes (and closes on garbage)
+    c = client_conn(cluster)
+    c.sendall(b"\x16\x03\x01 binary hello\r\n\r\n")
+    c.shutdown(socket.SHUT_WR)
+    c.recv(1000)
+    c.close()
+    # malformed: a bare LF inside the head, with the filter's header
+    c = client_conn(cluster)
+    c.sendall(b"GET /bad HTTP/1.1\r\nX-User: alice\nHost: x\r\n\r\n")
+    assert read_response(c) == (200, b"pod-original")  # podapp takes bare LFs
+    c.close()
+    # HTTP/2 prior knowledge: passes through unmatched
+    c = client_conn(cluster)
+    c.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    c.shutdown(socket.SHUT_WR)
+    c.recv(1000)
+    c.close()
+    assert link.no_incoming()
+    log = link.agent_log()
+    assert "not a request line" in log and "bare LF" in log and "HTTP/2 preface" in log, log
+    # the port still works
+    c = client_conn(cluster)
+    expect_pod(c)
+    c.close()
+
+
+def test_second_agent_cannot_steal_the_same_port(cluster, links):
+    first = links()
+    second = links()
+    assert first.subscribe(80, STEAL) == "ok"
+    assert second.subscribe(80, STEAL) == "EADDRINUSE"
+    assert "already stolen by another podenv agent" in second.agent_log()
+    assert second.subscribe(80, MIRROR) == "ok"  # mirror can be shared
+    first.close()
+    assert second.unsubscribe(80) == "ok"
+    assert second.subscribe(80, STEAL) == "ok"  # free again
+
+
+def wait_pod_answers(cluster, within):
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            c = client_conn(cluster, timeout=0.5)
+            c.sendall(http_get("/"))
+            got = read_response(c)
+            c.close()
+            if got == (200, b"pod-original"):
+                return time.monotonic()
+        except (OSError, EOFError):
+            pass
+        assert time.monotonic() < deadline, "the pod did not answer by itself in time"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_sigkill_guard_removes_rules(cluster, links, backend):
+    link = links(*(["--nftables"] if backend == "nftables" else []))
+    assert link.subscribe(80, STEAL) == "ok"
+    assert rules(cluster)
+    if backend == "nftables":
+        assert any("podenv_" in r for r in rules(cluster))
+    t = time.monotonic()
+    link.proc.send_signal(signal.SIGKILL)
+    link.proc.wait()
+    wait_pod_answers(cluster, 2)
+    while rules(cluster):
+        assert time.monotonic() - t < 2, rules(cluster)
+        time.sleep(0.02)
+
+
+def test_link_dies_pod_answers(cluster, links):
+    link = links()
+    assert link.subscribe(80, STEAL) == "ok"
+    link.sock.close()  # the launcher vanishes without a goodbye
+    t = time.monotonic()
+    wait_pod_answers(cluster, 2)
+    while rules(cluster):
+        assert time.monotonic() - t < 2
+        time.sleep(0.02)
+
+
+def test_stale_rules_are_removed_at_start(cluster, links):
+    # rules as a killed agent (and its killed guard) would leave them
+    stale = "0badc0de"
+    cluster.in_netns("pod", "iptables-restore", "--noflush", check=True, input=(
+        f"*nat\n:PODENV-{stale}-PRE - [0:0]\n"
+        f"-I PREROUTING 1 -j PODENV-{stale}-PRE\n"
+        f"-A PODENV-{stale}-PRE -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 1\nCOMMIT\n"))
+    cluster.in_netns("pod", "nft", "add", "table", "inet", f"podenv_{stale}", check=True)
+    assert len(rules(cluster)) >= 3
+    link = links()
+    assert link.subscribe(8080, MIRROR) == "ok"
+    assert not any(stale in r for r in rules(cluster))
+    assert f"removed stale redirect rules of agent {stale}" in link.agent_log()
+
+
+def test_nftables_backend_steals_and_cleans_up(cluster, links):
+    link = links("--nftables")
+    assert link.subscribe(80, STEAL) == "ok"
+    r = cluster.in_netns("pod", "nft", "list", "ruleset").stdout
+    assert "redirect to :" in r and "podenv_" in r
+    c = client_conn(cluster)
+    c.sendall(http_get("/nft"))
+    st = link.next_incoming()
+    st.wait_data(len(http_get("/nft")))
+    st.send(local_response(b"via-nft"))
+    assert read_response(c) == (200, b"via-nft")
+    c.close()
+    assert link.unsubscribe(80) == "ok"
+    assert not rules(cluster)
+
+
+def test_flush_connections_resets_established(cluster, links):
+    old = client_conn(cluster)
+    expect_pod(old)  # established before the redirect
+    link = links("--flush-connections")
+    assert link.subscribe(80, STEAL) == "ok"
+    assert "reset 1 established connection" in link.agent_log()
+    with pytest.raises((ConnectionResetError, EOFError, BrokenPipeError)):
+        old.sendall(http_get("/"))
+        read_response(old)
+    old.close()
+    c = client_conn(cluster)  # a new connection is stolen
+    c.sendall(http_get("/new"))
+    st = link.next_incoming()
+    assert st.wait_data(len(http_get("/new"))) == http_get("/new")
+    c.close()
+
+
+def test_bad_subscribe_requests(cluster, links):
+    link = links()
+    assert link.subscribe(80, STEAL, "header (unclosed\n") == "EINVAL"
+    assert link.subscribe(80, STEAL, "nonsense\n") == "EINVAL"
+    assert link.subscribe(0, STEAL) == "EINVAL"
+    # a port nothing listens on in the pod: fine, no traffic
+    assert link.subscribe(81, STEAL, "path ^/\n") == "ok"
+    assert link.subscribe(82, MIRROR) == "ok"
+    assert rules(cluster)
+    link.close()
+    assert not rules(cluster)
+
+
+def test_stolen_response_framings(cluster, links):
+    """The local app's response may be chunked, close-delimited, or say
+    Connection: close; interim 100 responses come first."""
+    link = links()
+    assert link.subscribe(80, STEAL, "header ^x-user: alice$\n") == "ok"
+    alice = [("X-User", "alice")]
+    c = client_conn(cluster)
+    # chunked, then the pod on the same connection
+    c.sendall(http_get("/chunked", alice))
+    st = link.next_incoming()
+    st.wait_data(len(http_get("/chunked", alice)))
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    st.send(chunked[:30])
+    st.send(chunked[30:])
+    st.wait(lambda s: s.closed == 0)  # the agent ends the stream at the response's end
+    got = b""
+    while not got.endswith(b"0\r\n\r\n"):
+        got += c.recv(1000)
+    assert got == chunked
+    expect_pod(c)
+    # HEAD: no body whatever Content-Length says
+    c.sendall(http_get("/head", alice, method="HEAD"))
+    st = link.next_incoming()
+    st.wait_data(len(http_get("/head", alice, method="HEAD")))
+    st.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+    st.wait(lambda s: s.closed == 0)
+    assert c.recv(1000) == b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+    expect_pod(c)
+    # 100 Continue, then the response with Connection: close
+    c.sendall(http_get("/close", alice))
+    st = link.next_incoming()
+    st.wait_data(1)
+    resp = b"HTTP/1.1 100 Continue\r\n\r\n" + local_response(b"bye", "Connection: close\r\n")
+    st.send(resp)
+    got = b""
+    while True:
+        chunk = c.recv(1000)
+        if not chunk:
+            break
+        got += chunk
+    assert got == resp
+    c.close()
+    # close-delimited: the app closes to end the body
+    c = client_conn(cluster)
+    c.sendall(http_get("/eof", alice))
+    st = link.next_incoming()
+    st.wait_data(1)
+    st.send(b"HTTP/1.1 200 OK\r\n\r\nuntil the end")
+    st.shutdown()
+    got = b""
+    while True:
+        chunk = c.recv(1000)
+        if not chunk:
+            break
+        got += chunk
+    assert got == b"HTTP/1.1 200 OK\r\n\r\nuntil the end"
+    c.close()
+
+
+def test_stolen_request_aborted(cluster, links):
+    link = links()
+    assert link.subscribe(80, STEAL, "path ^/s\n") == "ok"
+    # the launcher resets the stream: the client sees a reset
+    c = client_conn(cluster)
+    c.sendall(http_get("/s1"))
+    st = link.next_incoming()
+    st.wait_data(1)
+    st.close(104)
+    with pytest.raises((ConnectionResetError, EOFError)):
+        read_response(c)
+    c.close()
+    # the client goes away mid-request: the stream is reset
+    c = client_conn(cluster)
+    c.sendall(http_get("/s2"))
+    st = link.next_incoming()
+    st.wait_data(1)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+    st.wait(lambda s: s.closed is not None)
+    # the session ends with a stolen request in flight: the client is reset
+    c = client_conn(cluster)
+    c.sendall(http_get("/s3"))
+    st = link.next_incoming()
+    st.wait_data(1)
+    link.close()
+    with pytest.raises((ConnectionResetError, EOFError)):
+        read_response(c)
+    c.close()
+    wait_pod_answers(cluster, 2)
+
+
+def test_steal_whole_port_bulk_both_ways(cluster, links):
+    link = links()
+    assert link.subscribe(80, STEAL) == "ok"
+    c = client_conn(cluster, timeout=30)
+    up = os.urandom(3 << 20)
+    threading.Thread(target=c.sendall, args=(up,), daemon=True).start()
+    st = link.next_incoming()
+    assert st.wait_data(len(up), timeout=30) == up
+    down = os.urandom(3 << 20)
+    got = []
+
+    def read_all():
+        while True:
+            chunk = c.recv(1 << 20)
+            if not chunk:
+                break
+            got.append(chunk)
+
+    t = threading.Thread(target=read_all, daemon=True)
+    t.start()
+    st.send(down)
+    st.shutdown()
+    t.join(30)
+    assert b"".join(got) == down
+    c.close()
+
+
+def test_mirror_bulk_and_many_connections(cluster, links):
+    link = links()
+    assert link.subscribe(80, MIRROR) == "ok"
+    body = os.urandom(2 << 20)
+    c = client_conn(cluster, timeout=30)
+    c.sendall(http_get("/big", method="POST", body=body))
+    assert read_response(c) == (200, b"pod-original")
+    c.close()
+    st = link.next_incoming()
+    assert st.wait_data(len(body) + 100, timeout=30).endswith(body)
+    # 50 connections at once, each copied whole and each answered by the pod
+    conns = [client_conn(cluster) for _ in range(50)]
+    for i, c in enumerate(conns):
+        c.sendall(http_get(f"/c{i}"))
+    for c in conns:
+        assert read_response(c) == (200, b"pod-original")
+        c.close()
+    paths = set()
+    for _ in range(50):
+        st = link.next_incoming()
+        paths.add(st.wait_data(20).split(b" ")[1])
+    assert paths == {f"/c{i}".encode() for i in range(50)}
+
+
+def test_pod_local_caller_is_redirected(cluster, links):
+    """A process inside the pod calling its own port (loopback) is stolen
+    too (the OUTPUT rule), and the agent's own pass-through is not."""
+    link = links()
+    assert link.subscribe(80, STEAL, "header ^x-user: alice$\n") == "ok"
+    stop, seen = serve_stolen(link, lambda req: b"local")
+    try:
+        for host, user, want in (("127.0.0.1", "alice", "local"), ("127.0.0.1", "bob", "pod-original"),
+                                 (cluster.pod_ip, "alice", "local")):
+            r = cluster.in_pod("wget", "-q", "-O", "-", "--header", f"X-User: {user}",
+                               f"http://{host}/", timeout=10)
+            assert r.stdout == want, (host, user, r.stdout, r.stderr)
+    finally:
+        stop.set()
