@@ -55,9 +55,7 @@ ip netns exec "${SVCNS##*/}" "$T/tcpbench" serve $PORT >"$T/serve.out" &
 SERVE_PID=$!
 for _ in $(seq 50); do grep -q ready "$T/serve.out" 2>/dev/null && break; sleep 0.1; done
 
-echo "- bench/agent.sh $(date -u +%FT%TZ): $(nproc) vCPU, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)" >>"$T/head"
 echo "- load average before: $(cut -d" " -f1-3 /proc/loadavg)" >>"$T/head"
-echo "- tree $(git describe --always --dirty) ($(git status --short --untracked-files=no | wc -l) files modified)" >>"$T/head"
 echo "- build $B, pod pid $P, sink/echo $SVC:$PORT/$((PORT + 1)), $ROUNDS rounds" >>"$T/head"
 
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }

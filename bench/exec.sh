@@ -123,9 +123,7 @@ for f in "$ROOT" "$T/sshfs" "$T/pm"; do
 	[ "$(stat -c %s "$f/data/big.bin")" = 67108864 ] || { echo "bench/exec.sh: $f/data/big.bin missing" >&2; exit 1; }
 done
 
-echo "- bench/exec.sh $(date -u +%FT%TZ): $(nproc) vCPU, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)" >>"$T/head"
 echo "- load average before: $(cut -d" " -f1-3 /proc/loadavg)" >>"$T/head"
-echo "- tree $(git -C "$REPO" describe --always --dirty) ($(git -C "$REPO" status --short --untracked-files=no | wc -l) files modified)" >>"$T/head"
 echo "- build $B, pod pid $P, sshd 127.0.0.1:$SSH_PORT, $ROUNDS rounds" >>"$T/head"
 
 hf() { # NAME ARGS...: one hyperfine call, JSON to $T/NAME
@@ -275,7 +273,7 @@ for k, base, c in [("first_py", "pe_py", f"{PE} /usr/bin/python3 -c pass"),
 with open(T + "/summary", "w") as f:
     f.write(f"> start-up {start:.1f} ms; python3 {m('pe_py') / m('py'):.2f}× native; find /usr {m('pe_fu') / m('fu'):.2f}× native "
             f"(bindfs {m('bind_fu') / m('fu_chroot'):.1f}×); 64 MiB read {m('sshfs_big') / m('pe_big'):.2f}× faster than sshfs; "
-            f"find /app/tree {m('sshfs_tree') / m('pe_tree'):.2f}× sshfs's speed\n")
+            f"find /app/tree at {m('sshfs_tree') / m('pe_tree'):.2f}× the speed of sshfs kept mounted\n")
 EOF
 cat "$T/summary"
 echo

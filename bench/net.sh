@@ -149,9 +149,7 @@ for ns in "$PODNS" $(for m in $SLIRP_MTUS; do echo "/run/netns/nbslirp$$-$m"; do
 done
 
 # --- checks -------------------------------------------------------------------
-echo "- bench/net.sh $(date -u +%FT%TZ): $(nproc) vCPU, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)" >>"$T/head"
 echo "- load average before: $(cut -d" " -f1-3 /proc/loadavg)" >>"$T/head"
-echo "- tree $(git -C "$REPO" describe --always --dirty) ($(git -C "$REPO" status --short --untracked-files=no | wc -l) files modified)" >>"$T/head"
 echo "- build $B (podenv $(stat -c %y "$B/podenv" | cut -d. -f1)$([ "${BUILD:-1}" = 0 ] && echo ", not rebuilt")), pod pid $P; iperf3 $ECHO:$IPERF_PORT, echo $ECHO:$((ECHO_PORT + 1)), HTTP $API:80, DNS $DNS; $ROUNDS rounds" >>"$T/head"
 echo "- check: TTL of api A direct $($DIRECT sh -c "dig +noall +answer @$DNS api.default.svc.cluster.local" | awk '{print $2}'), ttl-api A direct $($DIRECT dig +noall +answer @"$DNS" ttl-api.default.svc.cluster.local | awk '{print $2}'); through podenv: $($PE sh -c 'dig +noall +answer @198.18.0.1 api.default.svc.cluster.local; dig +noall +answer @198.18.0.1 ttl-api.default.svc.cluster.local' | awk '{printf "%s %s  ", $1, $2}')" >>"$T/head"
 echo "- check: HTTP direct '$($DIRECT curl -s -m 5 http://$API/x)', podenv '$($PE curl -s -m 5 http://$API/x)', slirp '$(slirp 65520 curl -s -m 5 http://$API/x)'" >>"$T/head"
