@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "launcher/cli.h"
+#include "launcher/k8s_target.h"
 #include "launcher/session.h"
 #include "vfs/vfs.h"
 #include "vnet/vnet.h"
@@ -287,6 +288,34 @@ static void check_agent(struct doctor *d)
 	       "install podenv-agent next to podenv or in $PATH, or set PODENV_AGENT to it");
 }
 
+/* A Kubernetes target: the API server answers and the target resolves to
+ * a running container (no agent is started). */
+static void check_kube_target(struct doctor *d, const struct cfg *cfg, const char *label)
+{
+	struct k8s_api *api = NULL;
+	struct k8s_target t;
+	char detail[ERR_MSG_MAX + 256];
+	struct err e;
+	int r;
+
+	r = k8s_api_open(cfg, &api, &e);
+	if (r >= 0)
+		r = k8s_target_resolve(api, &cfg->target, &t, &e);
+	if (r < 0) {
+		report(d, false, true, label, e.msg,
+		       "check the kubeconfig and the target (`podenv ls` lists the targets)");
+	} else {
+		if (t.pod)
+			snprintf(detail, sizeof(detail), "pod %s/%s, container %s (%s) on node %s",
+				 t.namespace, t.pod, t.container, t.container_id, t.node);
+		else
+			snprintf(detail, sizeof(detail), "targetless, namespace %s", t.namespace);
+		report(d, true, true, label, detail, "");
+		k8s_target_done(&t);
+	}
+	k8s_api_free(api);
+}
+
 static void check_target(struct doctor *d, const struct cfg *cfg)
 {
 	_cleanup_free_ char *name = cfg_target_format(&cfg->target);
@@ -294,9 +323,7 @@ static void check_target(struct doctor *d, const struct cfg *cfg)
 
 	snprintf(label, sizeof(label), "target %s", name);
 	if (cfg->target.kind != CFG_TARGET_PID) {
-		report(d, false, true, label,
-		       "Kubernetes targets are not supported by this build yet",
-		       "use a local process (-t pid/PID) or connect_tcp");
+		check_kube_target(d, cfg, label);
 		return;
 	}
 	int pid = (int)cfg->target.pid;

@@ -614,6 +614,10 @@ static int open_steps(struct k8s_session *ks, struct loop *l, const struct cfg *
 			reterr);
 	if (r < 0)
 		return r;
+	if (interrupted) {
+		k8s_ws_free(ws);
+		return err_set(reterr, -EINTR, "interrupted while connecting to the agent");
+	}
 	log_debug("agent %s/%s reached in %.2f s", ks->ns, ks->pod,
 		  (double)(now_usec() - start) / USEC_PER_SEC);
 	return link_connect_kube(l, ws, ks->token, ops, userdata, link, reterr);

@@ -11,9 +11,17 @@ _podenv_targets()
 		done
 		COMPREPLY=($(compgen -W "${pids[*]}" -- "$cur"))
 		;;
+	pod/* | deployment/* | container/*)
+		# the cluster's targets (podenv ls, bounded), pods also without
+		# their container
+		local t
+		t=$(timeout 3 podenv ls 2>/dev/null)
+		t="$t $(printf '%s\n' $t | sed -n 's|^\(pod/[^/]*\)/container/.*|\1|p' | sort -u)"
+		t="$t $(printf '%s\n' $t | sed -n 's|^pod/[^/]*/\(container/.*\)|\1|p' | sort -u)"
+		COMPREPLY=($(compgen -W "$t" -- "$cur"))
+		;;
 	*)
-		# pod/, deployment/, … need a Kubernetes client: later.
-		COMPREPLY=($(compgen -W "pid/ pod/ deployment/ rollout/ job/ cronjob/ statefulset/ service/ replicaset/ targetless" -- "$cur"))
+		COMPREPLY=($(compgen -W "pid/ pod/ deployment/ container/ rollout/ job/ cronjob/ statefulset/ service/ replicaset/ targetless" -- "$cur"))
 		[[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == */ ]] && compopt -o nospace 2>/dev/null
 		;;
 	esac
@@ -31,7 +39,7 @@ _podenv()
 		cword=$COMP_CWORD
 	fi
 
-	local commands="exec shell mount config debug explain doctor help"
+	local commands="exec shell mount ls config debug explain doctor help"
 	local cmd= i
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
@@ -74,6 +82,11 @@ _podenv()
 		;;
 	debug)
 		COMPREPLY=($(compgen -W "agent -t --target" -- "$cur"))
+		;;
+	ls)
+		COMPREPLY=($(compgen -W "-n --target-namespace -o -f --config-file --context
+			--kubeconfig -c --accept-invalid-certificates -h --help" -- "$cur"))
+		[[ $prev == -o ]] && COMPREPLY=(json)
 		;;
 	exec | shell | mount | explain | doctor)
 		if [[ $cur == -* ]]; then

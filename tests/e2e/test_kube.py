@@ -630,3 +630,40 @@ def test_progress_line_on_a_terminal(fake, build_dir, tmp_path):
         else:
             assert "waiting for the agent pod" in text, text
             assert text.endswith("\r\x1b[K"), repr(text[-40:])
+
+
+def test_interrupted_while_waiting(fake, build_dir, tmp_path):
+    """Ctrl-C while the agent starts: the Job goes, podenv exits non-zero."""
+    import signal
+    before = set(jobs(fake))
+    fake.control(agent_start_delay=30.0)
+    cfg = tmp_path / "i.json"
+    cfg.write_text(json.dumps({"agent": {"startup_timeout": 60}}))
+    n = len(received_jobs(fake))
+    p = subprocess.Popen([os.path.join(build_dir, "podenv"), "exec", "-f", str(cfg), "-t",
+                          "pod/bear-pod", "--", "true"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         env={"PATH": os.environ["PATH"], "HOME": "/nonexistent",
+                              "KUBECONFIG": fake.kubeconfig["token"]})
+    wait_for(lambda: len(received_jobs(fake)) > n, 20, "the Job")
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode != 0
+    assert "interrupted while waiting for the agent" in err
+    nothing_left(fake, before)
+
+
+def test_bash_completes_kube_targets(fake, build_dir):
+    script = ("source packaging/completions/podenv.bash\n"
+              "COMP_WORDS=(podenv exec -t pod/bear-m); COMP_CWORD=3\n"
+              "_podenv\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n"
+              "COMP_WORDS=(podenv l); COMP_CWORD=1\n"
+              "_podenv\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n")
+    r = subprocess.run(["bash", "--norc", "-c", script], stdout=subprocess.PIPE, text=True,
+                       cwd=str(ROOT), env={"PATH": f"{build_dir}:{os.environ['PATH']}",
+                                           "HOME": "/nonexistent",
+                                           "KUBECONFIG": fake.kubeconfig["token"]})
+    got = r.stdout.split()
+    assert got == ["pod/bear-multi/container/app", "pod/bear-multi/container/sidecar",
+                   "pod/bear-multi", "ls"], got
