@@ -9,6 +9,9 @@
 # Variants live in their own object folder: `make O=build-asan SAN=1`.
 
 O        ?= build
+# One spelling per build folder: dependency files (-MMD) name their targets
+# as the compiler saw them, so `O=/abs/build` (tests) and `O=build` must agree.
+override O := $(patsubst $(CURDIR)/%,%,$(O))
 # `make` alone builds everything (included .mk files define rules earlier).
 .DEFAULT_GOAL := all
 CC       ?= gcc
