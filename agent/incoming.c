@@ -612,7 +612,7 @@ static int up_connect(struct inc_conn *c)
 {
 	socklen_t sl = c->orig.ss_family == AF_INET ? sizeof(struct sockaddr_in)
 						     : sizeof(struct sockaddr_in6);
-	uint32_t mark = AGENT_REDIRECT_MARK;
+	uint32_t mark = agent_redirect_mark(c->inc->rd);
 	int one = 1, fd, r;
 
 	fd = socket(c->orig.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

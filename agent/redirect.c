@@ -48,7 +48,10 @@ extern char **environ;
 struct agent_redirect {
 	bool nft;
 	bool v6;
+	/* The first 4 hex digits are the agent's sequence number (one more
+	 * than any live agent's here), the rest random. */
 	char id[ID_LEN + 1];
+	unsigned seq;
 	uint16_t lport;
 	int alive_fd;
 	int guard_fd; /* write end of the guard's pipe: EOF tells it we are gone */
@@ -305,8 +308,18 @@ static int ipt_set(struct agent_redirect *rd, int fam, const uint16_t *ports, si
 			   "-I OUTPUT 1 -m comment --comment \"podenv-agent %s\" -j " CHAIN_PREFIX
 			   "%s-OUT\n",
 			   rd->id, rd->id, rd->id, rd->id);
-	buf_printf(&b, "-A " CHAIN_PREFIX "%s-OUT -m mark --mark 0x%x/0x%x -j RETURN\n", rd->id,
-		   AGENT_REDIRECT_MARK, AGENT_REDIRECT_MARK_MASK);
+	/* Pass-through connections of this agent and of every older one
+	 * (marks BASE|1 .. BASE|seq) go past this chain, as CIDR-like blocks
+	 * of the range: see agent_redirect_mark(). */
+	for (unsigned lo = 1; lo <= rd->seq;) {
+		unsigned size = 1;
+		while ((lo & (size * 2 - 1)) == 0 && lo + size * 2 - 1 <= rd->seq)
+			size *= 2;
+		buf_printf(&b, "-A " CHAIN_PREFIX "%s-OUT -m mark --mark 0x%x/0x%x -j RETURN\n",
+			   rd->id, AGENT_REDIRECT_MARK | lo,
+			   AGENT_REDIRECT_MARK_MASK | (0xffffu & ~(size - 1)));
+		lo += size;
+	}
 	for (size_t i = 0; i < n; i++)
 		buf_printf(&b,
 			   "-A " CHAIN_PREFIX "%s-PRE -p tcp -m tcp --dport %u -j REDIRECT "
@@ -363,6 +376,14 @@ static int nft_remove(const char *id, struct err *reterr)
 	return nft_run(batch, reterr);
 }
 
+/* Newer agents' chains run first, as iptables' -I 1 makes them (so a
+ * mirror is shared: each agent's pass-through reaches the next older
+ * one); between conntrack (-200) and the default dstnat (-100). */
+static int nft_priority(const struct agent_redirect *rd)
+{
+	return -110 - (int)MIN(rd->seq, 89u);
+}
+
 static int nft_set(struct agent_redirect *rd, const uint16_t *ports, size_t n,
 		   struct err *reterr)
 {
@@ -382,17 +403,18 @@ static int nft_set(struct agent_redirect *rd, const uint16_t *ports, size_t n,
 		   "delete table inet " TABLE_PREFIX "%s\n"
 		   "table inet " TABLE_PREFIX "%s {\n"
 		   "  chain pre {\n"
-		   "    type nat hook prerouting priority -110; policy accept;\n"
+		   "    type nat hook prerouting priority %d; policy accept;\n"
 		   "    tcp dport { %s } redirect to :%u\n"
 		   "  }\n"
 		   "  chain out {\n"
-		   "    type nat hook output priority -110; policy accept;\n"
-		   "    meta mark & 0x%x == 0x%x return\n"
+		   "    type nat hook output priority %d; policy accept;\n"
+		   "    meta mark & 0x%x == 0x%x meta mark & 0xffff 1-%u return\n"
 		   "    oifname \"lo\" tcp dport { %s } redirect to :%u\n"
 		   "  }\n"
 		   "}\n",
-		   rd->id, rd->id, rd->id, (const char *)buf_data(&set), rd->lport,
-		   AGENT_REDIRECT_MARK_MASK, AGENT_REDIRECT_MARK, (const char *)buf_data(&set),
+		   rd->id, rd->id, rd->id, nft_priority(rd), (const char *)buf_data(&set), rd->lport,
+		   nft_priority(rd),
+		   AGENT_REDIRECT_MARK_MASK, AGENT_REDIRECT_MARK, rd->seq, (const char *)buf_data(&set),
 		   rd->lport);
 	buf_append(&b, "", 1);
 	r = nft_run((const char *)buf_data(&b), reterr);
@@ -482,6 +504,32 @@ static void remove_stale(const char *self)
 	}
 }
 
+static void max_seq(const char *id, void *u)
+{
+	unsigned *max = u, seq = 0;
+
+	sscanf(id, "%4x", &seq);
+	if (seq > *max)
+		*max = seq;
+}
+
+/* One more than the sequence number of every agent with rules here
+ * (stale ones are gone already). */
+static unsigned next_seq(void)
+{
+	char path[256];
+	unsigned max = 0;
+
+	if (tool_path("iptables-save", path, sizeof(path)) == 0) {
+		ipt_ids(4, max_seq, &max);
+		if (tool_path("ip6tables-save", path, sizeof(path)) == 0)
+			ipt_ids(6, max_seq, &max);
+	}
+	if (tool_path("nft", path, sizeof(path)) == 0)
+		nft_ids(max_seq, &max);
+	return MIN(max + 1, 0xffffu);
+}
+
 /* --- the guard ------------------------------------------------------------------ */
 
 static int guard_start(struct agent_redirect *rd, struct err *reterr)
@@ -552,20 +600,21 @@ int agent_redirect_new(bool nft, uint16_t lport, bool v6, struct agent_redirect 
 		       struct err *reterr)
 {
 	struct agent_redirect *rd = xcalloc(1, sizeof(*rd));
-	uint8_t rnd[ID_LEN / 2];
+	uint8_t rnd[2];
 	int r;
 
 	rd->nft = nft;
 	rd->v6 = v6;
 	rd->lport = lport;
 	rd->alive_fd = rd->guard_fd = -1;
+	remove_stale(NULL);
+	rd->seq = next_seq();
 	for (int tries = 0; tries < 16 && rd->alive_fd < 0; tries++) {
 		if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
 			r = err_set_errno(reterr, -errno, "getrandom");
 			goto fail;
 		}
-		for (size_t i = 0; i < sizeof(rnd); i++)
-			snprintf(rd->id + 2 * i, 3, "%02x", rnd[i]);
+		snprintf(rd->id, sizeof(rd->id), "%04x%02x%02x", rd->seq, rnd[0], rnd[1]);
 		rd->alive_fd = alive_bind(rd->id);
 		if (rd->alive_fd < 0 && rd->alive_fd != -EADDRINUSE) {
 			r = err_set_errno(reterr, rd->alive_fd, "binding the agent's identity socket");
@@ -576,7 +625,6 @@ int agent_redirect_new(bool nft, uint16_t lport, bool v6, struct agent_redirect 
 		r = err_set(reterr, -EADDRINUSE, "no free agent identity");
 		goto fail;
 	}
-	remove_stale(rd->id);
 	r = guard_start(rd, reterr);
 	if (r < 0)
 		goto fail;
@@ -593,6 +641,11 @@ fail:
 const char *agent_redirect_id(const struct agent_redirect *r)
 {
 	return r->id;
+}
+
+uint32_t agent_redirect_mark(const struct agent_redirect *r)
+{
+	return AGENT_REDIRECT_MARK | r->seq;
 }
 
 int agent_redirect_set(struct agent_redirect *rd, const uint16_t *ports, size_t n,

@@ -13,7 +13,7 @@
  * removes the rules as soon as the agent dies, even by SIGKILL.
  *
  * The agent's own connections to the pod's original app carry the socket
- * mark AGENT_REDIRECT_MARK, which the OUTPUT rules let through.
+ * mark agent_redirect_mark(), which the OUTPUT rules let through.
  */
 #ifndef PODENV_AGENT_REDIRECT_H
 #define PODENV_AGENT_REDIRECT_H
@@ -24,8 +24,13 @@
 
 #include "common/err.h"
 
-/* SO_MARK of the agent's pass-through connections; matched with
- * AGENT_REDIRECT_MARK_MASK so other bits of a mesh's marks do not matter. */
+/* Pass-through connections are marked AGENT_REDIRECT_MARK | seq, seq
+ * being the agent's sequence number among the agents of this namespace
+ * (newer agents get larger ones, and their chains come first). Each
+ * agent's OUTPUT rules let marks BASE|1 .. BASE|seq through: so an
+ * agent's pass-through skips its own redirect and every newer one, and
+ * reaches the next older agent mirroring the port — mirror is shared,
+ * and a connection can never loop back to an agent it came through. */
 #define AGENT_REDIRECT_MARK 0x70640000u
 #define AGENT_REDIRECT_MARK_MASK 0xffff0000u
 
@@ -48,6 +53,9 @@ int agent_redirect_set(struct agent_redirect *r, const uint16_t *ports, size_t n
 void agent_redirect_free(struct agent_redirect *r);
 
 const char *agent_redirect_id(const struct agent_redirect *r);
+
+/* The SO_MARK for this agent's pass-through connections. */
+uint32_t agent_redirect_mark(const struct agent_redirect *r);
 
 /* Claims the right to steal `port` in this network namespace, against
  * every other agent: returns an fd to close when the steal ends, or

@@ -773,3 +773,46 @@ def test_pod_local_caller_is_redirected(cluster, links):
             assert r.stdout == want, (host, user, r.stdout, r.stderr)
     finally:
         stop.set()
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_two_agents_share_a_mirror(cluster, links, backend):
+    args = ["--nftables"] if backend == "nftables" else []
+    older, newer = links(*args), links(*args)
+    assert older.subscribe(80, MIRROR) == "ok"
+    assert newer.subscribe(80, MIRROR) == "ok"
+    for path in ("/shared", "/again"):
+        c = client_conn(cluster)
+        c.sendall(http_get(path))
+        assert read_response(c) == (200, b"pod-original")
+        c.close()
+        for link in (newer, older):
+            st = link.next_incoming()
+            assert st.wait_data(len(http_get(path))) == http_get(path), link
+    # the older one leaves: the newer still mirrors, the pod still answers
+    older.close()
+    c = client_conn(cluster)
+    expect_pod(c, "/third")
+    c.close()
+    assert newer.next_incoming().wait_data(len(http_get("/third"))) == http_get("/third")
+
+
+def test_older_mirror_sees_what_a_newer_steal_passes_on(cluster, links):
+    mirror, steal = links(), links()
+    assert mirror.subscribe(80, MIRROR) == "ok"
+    assert steal.subscribe(80, STEAL, "header ^x-user: alice$\n") == "ok"
+    stop, seen = serve_stolen(steal, lambda req: b"local")
+    try:
+        c = client_conn(cluster)
+        c.sendall(http_get("/alice", [("X-User", "alice")]))
+        assert read_response(c) == (200, b"local")
+        c.sendall(http_get("/bob", [("X-User", "bob")]))
+        assert read_response(c) == (200, b"pod-original")
+        c.close()
+    finally:
+        stop.set()
+    # the pod's app got /bob through the stealing agent's pass-through,
+    # which the older agent mirrored
+    st = mirror.next_incoming()
+    assert st.wait_data(len(http_get("/bob", [("X-User", "bob")]))) == \
+        http_get("/bob", [("X-User", "bob")])
