@@ -46,7 +46,42 @@ blob() { # FILE -> moves it into blobs/, prints its digest
 cp "$agent" "$t/root/podenv-agent"
 strip --strip-debug "$t/root/podenv-agent" 2>/dev/null || true
 chmod 0755 "$t/root/podenv-agent"
-dtar -C "$t/root" -cf "$t/layer.tar" podenv-agent
+# The tools the agent runs to redirect incoming traffic (agent/redirect.c,
+# docs/ARCHITECTURE.md): iptables (whichever variant iptables-restore is
+# here, xtables-nft-multi on Debian 12, with the extensions its rules use)
+# and nft, with their shared libraries and the loader, at the paths they
+# have on this system. The agent is static; these are not. An image
+# without them still serves files and connections; SUBSCRIBE then fails
+# with "iptables-restore not found".
+copy_file() { # PATH: copy it (symlinks followed) to the same path in the layer
+	mkdir -p "$t/root$(dirname "$1")"
+	[ -e "$t/root$1" ] || cp -L "$1" "$t/root$1"
+}
+copy_with_libs() { # PATH...: copy each with every library ldd names
+	for f; do
+		copy_file "$f"
+		ldd "$f" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' |
+			while read -r lib; do copy_file "$lib"; done
+	done
+}
+tools=
+if command -v iptables-restore >/dev/null && command -v nft >/dev/null; then
+	xt=$(readlink -f "$(command -v iptables-restore)")
+	xtdir=$(readlink -f "$(dirname "$(ldd "$xt" | awk '/libxtables/ {print $3}')")/xtables")
+	copy_with_libs "$xt" "$(readlink -f "$(command -v nft)")"
+	for ext in libxt_tcp libxt_mark libxt_comment libxt_REDIRECT libxt_standard; do
+		copy_with_libs "$xtdir/$ext.so"
+	done
+	for n in iptables-restore iptables-save ip6tables-restore ip6tables-save; do
+		ln -s "$(basename "$xt")" "$t/root/usr/sbin/$n"
+	done
+	[ -e "$t/root/usr/sbin/nft" ] || ln -s "$(readlink -f "$(command -v nft)")" "$t/root/usr/sbin/nft"
+	tools=$(cd "$t/root" && find . -mindepth 1 -maxdepth 1 ! -name podenv-agent | sed 's|^\./||')
+else
+	echo "agent-image.sh: iptables or nft not installed here: the image cannot redirect" \
+		"incoming traffic (make deps installs them)" >&2
+fi
+dtar -C "$t/root" -cf "$t/layer.tar" podenv-agent $tools
 diff_id=$(sha "$t/layer.tar")
 gzip -9n <"$t/layer.tar" >"$t/layer.tar.gz"
 layer_size=$(size "$t/layer.tar.gz")

@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from conftest import ROOT, run
 from agent_wire import HEADER, hello_frame, recv_exact
 
 CLONE_NEWNET = 0x40000000
@@ -100,12 +101,13 @@ def parse_addr(p, off):
 class Link:
     """One session with a podenv-agent started with --stdio on a socketpair."""
 
-    def __init__(self, build_dir, cluster, *args):
+    def __init__(self, build_dir, cluster, *args, wrap=()):
         self.sock, child = socket.socketpair()
         self.log = open(f"/tmp/podenv-e2e-incoming-{secrets.token_hex(4)}.log", "w+")
+        agent = os.path.join(build_dir, "podenv-agent") if not wrap else "/podenv-agent"
         self.proc = subprocess.Popen(
-            [os.path.join(build_dir, "podenv-agent"), "--pid", str(cluster.pod_pid), "--stdio",
-             "-l", "debug", *args], stdin=child, stdout=subprocess.DEVNULL, stderr=self.log)
+            [*wrap, agent, "--pid", str(cluster.pod_pid), "--stdio", "-l", "debug", *args],
+            stdin=child, stdout=subprocess.DEVNULL, stderr=self.log)
         child.close()
         self.wlock = threading.Lock()
         self.responses = {}
@@ -217,8 +219,8 @@ def links(build_dir, cluster):
     """Makes Links; every one is closed and the pod left without any rule."""
     made = []
 
-    def make(*args):
-        link = Link(build_dir, cluster, *args)
+    def make(*args, wrap=()):
+        link = Link(build_dir, cluster, *args, wrap=wrap)
         made.append(link)
         return link
 
@@ -816,3 +818,39 @@ def test_older_mirror_sees_what_a_newer_steal_passes_on(cluster, links):
     st = mirror.next_incoming()
     assert st.wait_data(len(http_get("/bob", [("X-User", "bob")]))) == \
         http_get("/bob", [("X-User", "bob")])
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_agent_image_carries_its_tools(cluster, links, build_dir, tmp_path, backend):
+    """The agent from `make agent-image`, run inside the image's own root
+    (only /proc and /dev from the host), steals with the tools the image
+    carries, and its guard cleans up after SIGKILL."""
+    run(["make", "-C", str(ROOT), f"O={build_dir}", "agent-image"], timeout=280, check=True)
+    import tarfile, json
+    with tarfile.open(os.path.join(build_dir, "podenv-agent-oci.tar")) as t:
+        t.extractall(tmp_path / "layout")
+    blobs = tmp_path / "layout" / "blobs" / "sha256"
+    index = json.load(open(tmp_path / "layout" / "index.json"))
+    manifest = json.load(open(blobs / index["manifests"][0]["digest"].split(":")[1]))
+    root = tmp_path / "root"
+    root.mkdir()
+    with tarfile.open(blobs / manifest["layers"][0]["digest"].split(":")[1]) as t:
+        t.extractall(root)
+    for tool in ("iptables-restore", "iptables-save", "ip6tables-restore", "nft"):
+        assert os.path.lexists(root / "usr/sbin" / tool), tool
+    wrap = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+            f"mkdir -p {root}/proc {root}/dev && mount --rbind /proc {root}/proc && "
+            f"mount --rbind /dev {root}/dev && exec chroot {root} \"$0\" \"$@\""]
+    link = links(*(["--nftables"] if backend == "nftables" else []), wrap=wrap)
+    assert link.subscribe(80, STEAL) == "ok", link.agent_log()
+    c = client_conn(cluster)
+    c.sendall(http_get("/image"))
+    st = link.next_incoming()
+    st.wait_data(len(http_get("/image")))
+    st.send(local_response(b"from-image"))
+    assert read_response(c) == (200, b"from-image")
+    c.close()
+    link.proc.send_signal(signal.SIGKILL)
+    link.proc.wait()
+    wait_pod_answers(cluster, 2)
