@@ -1,7 +1,8 @@
 #!/bin/sh
 # Build the agent's OCI image from scratch, offline: an OCI image layout
 # (oci-layout, index.json, blobs/sha256/) with one layer holding
-# /podenv-agent, tarred into one archive (`skopeo copy oci-archive:FILE …`,
+# /podenv-agent and the iptables and nft tools it runs (below), tarred
+# into one archive (`skopeo copy oci-archive:FILE …`,
 # `podman load -i FILE`). Deterministic: same binary, same archive.
 #
 #   packaging/agent-image.sh AGENT_BINARY OUT.tar [NAME:TAG]
