@@ -214,24 +214,18 @@ ssize_t k8s_ws_read(struct k8s_ws *w, void *buf, size_t len)
 				else if (n == 127)
 					for (int i = 0; i < 8; i++)
 						n = (i ? n << 8 : 0) | p[2 + i];
-				buf_consume(&w->in, need);
 				if (op >= 8) {
 					if (n > 125)
 						return fail(w, "bad control frame");
-					/* Wait for the whole (small) payload. */
-					while (buf_len(&w->in) < n) {
-						int r = fill(w);
-						if (r <= 0) {
-							/* put nothing back: a torn control
-							 * frame at EOF ends the stream */
-							return r == -EAGAIN && got ? (ssize_t)got
-							       : r == 0		   ? 0
-										   : r;
-						}
-					}
+					/* Handled whole: wait for its (small) payload
+					 * before taking anything. */
+					if (have < need + n)
+						goto more;
+					buf_consume(&w->in, need);
 					control(w, op, (size_t)n);
 					continue;
 				}
+				buf_consume(&w->in, need);
 				if (op == OP_TEXT)
 					return fail(w, "unexpected text message");
 				if (op != OP_CONT) {
@@ -280,6 +274,7 @@ ssize_t k8s_ws_read(struct k8s_ws *w, void *buf, size_t len)
 			w->left -= n;
 			continue;
 		}
+	more:;
 		int r = fill(w);
 		if (r == -EAGAIN)
 			return got ? (ssize_t)got : -EAGAIN;

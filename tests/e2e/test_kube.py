@@ -667,3 +667,27 @@ def test_bash_completes_kube_targets(fake, build_dir):
     got = r.stdout.split()
     assert got == ["pod/bear-multi/container/app", "pod/bear-multi/container/sidecar",
                    "pod/bear-multi", "ls"], got
+
+
+def test_bulk_data_both_ways(fake, build_dir, tmp_path, cluster):
+    """32 MiB read from the pod and 8 MiB written to it through the
+    port-forward: framing, partial writes and back-pressure."""
+    import hashlib
+    import secrets
+    d = "/srv/podenv-kube-" + secrets.token_hex(3)
+    os.makedirs(cluster.pod_path(d))
+    try:
+        data = os.urandom(32 << 20)
+        with open(cluster.pod_path(d) + "/big", "wb") as f:
+            f.write(data)
+        r = podenv(build_dir, "exec", "-t", "pod/bear-pod", "--fs-mode", "write", "--", "sh", "-c",
+                   f"sha256sum {d}/big && head -c 8388608 {d}/big > {d}/copy",
+                   kubeconfig=fake.kubeconfig["token"],
+                   config={"agent": {"communication_timeout": 1}}, tmp_path=tmp_path,
+                   timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split()[0] == hashlib.sha256(data).hexdigest()
+        with open(cluster.pod_path(d) + "/copy", "rb") as f:
+            assert f.read() == data[:8 << 20]
+    finally:
+        shutil.rmtree(cluster.pod_path(d), ignore_errors=True)
