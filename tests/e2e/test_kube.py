@@ -44,7 +44,7 @@ def _reset(request):
     if "fake" in request.fixturenames:
         request.getfixturevalue("fake").control(
             job_failure=None, forbid=[], portforward="ok", agent_start_delay=0.0,
-            ephemeral_containers=True)
+            ephemeral_containers=True, node_pods=110)
 
 
 @pytest.fixture
@@ -691,3 +691,18 @@ def test_bulk_data_both_ways(fake, build_dir, tmp_path, cluster):
             assert f.read() == data[:8 << 20]
     finally:
         shutil.rmtree(cluster.pod_path(d), ignore_errors=True)
+
+
+def test_check_out_of_pods(fake, build_dir, tmp_path):
+    before, n = set(jobs(fake)), len(received_jobs(fake))
+    fake.control(node_pods=2)
+    line = one_line_error(podenv(build_dir, "exec", "-t", "pod/bear-pod", "--", "true",
+                                 kubeconfig=fake.kubeconfig["token"]))
+    assert "node podenv-node has no room for the agent pod" in line and "of 2 pods" in line
+    assert len(received_jobs(fake)) == n and set(jobs(fake)) <= before
+    r = podenv(build_dir, "exec", "-t", "pod/bear-pod", "--", "cat", "/etc/hostname",
+               kubeconfig=fake.kubeconfig["token"],
+               config={"agent": {"check_out_of_pods": False, "communication_timeout": 1}},
+               tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "bear-pod\n"

@@ -50,6 +50,7 @@ DEFAULT_SETTINGS = {
     "ephemeral_containers": True,  # False: 404 as on a cluster without them
     "agent_start_delay": 0.0,    # seconds before an agent pod's process starts
     "agent_extra_args": [],      # appended to every podenv-agent command line
+    "node_pods": 110,            # the node's allocatable (and capacity) pods
 }
 
 
@@ -1273,6 +1274,14 @@ class Server:
                 if k == "job_failure" and v not in (None,) + JOB_FAILURES:
                     raise HTTPError(400, "BadRequest", f"job_failure must be one of "
                                     f"{JOB_FAILURES} or null")
+                if k == "node_pods":
+                    if not isinstance(v, int) or v < 0:
+                        raise HTTPError(400, "BadRequest", "node_pods must be a count")
+                    with fake.store.lock:
+                        node = fake.store.get("nodes", "", NODE)
+                        node["status"]["capacity"]["pods"] = str(v)
+                        node["status"]["allocatable"]["pods"] = str(v)
+                        fake.store.put("nodes", node)
                 fake.settings[k] = v
             return 200, fake.settings
         if req.path == "/fake/control":
