@@ -454,6 +454,9 @@ static void dispatch(struct agent_session *s, const struct proto_frame *f,
 	case PROTO_STREAM_OPEN:
 		agent_stream_open(s, m);
 		return;
+	case PROTO_STREAM_OPEN_UNIX:
+		agent_stream_open_unix(s, m, s->srv->o.target->root_fd);
+		return;
 	case PROTO_STREAM_DATA:
 	case PROTO_STREAM_WINDOW:
 	case PROTO_STREAM_SHUTDOWN:
@@ -491,7 +494,7 @@ static int handshake(struct agent_session *s, const struct proto_frame *f)
 	struct proto_server_params p = {
 		.token = srv->token,
 		.caps = PROTO_CAP_FILES | PROTO_CAP_QUERY | PROTO_CAP_DNS | PROTO_CAP_TCP |
-			PROTO_CAP_UDP,
+			PROTO_CAP_UDP | PROTO_CAP_UNIX,
 		.session_id = s->id,
 		.window = PROTO_WINDOW_DEFAULT,
 		.name = "podenv-agent " PODENV_AGENT_VERSION,

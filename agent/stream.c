@@ -11,11 +11,15 @@
  */
 #define LOG_TARGET "podenv::agent::stream"
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/un.h>
 
+#include "agent/fs.h"
 #include "agent/stream.h"
 #include "common/log.h"
 
@@ -343,6 +347,66 @@ void agent_stream_open(struct agent_session *s, const struct proto_msg *m)
 	}
 	if (!st->connecting)
 		connect_done(st);
+}
+
+void agent_stream_open_unix(struct agent_session *s, const struct proto_msg *m, int root_fd)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	const char *path = m->req.path;
+	struct proto_msg rep;
+	struct agent_stream *st;
+	_cleanup_close_ int pathfd = -1;
+	socklen_t sl;
+	int fd, err = 0;
+
+	if (map_get(&s->streams, m->id)) {
+		err = EEXIST;
+	} else if (path[0] == '@') {
+		size_t n = strlen(path + 1);
+		if (n + 1 > sizeof(sun.sun_path))
+			err = ENAMETOOLONG;
+		memcpy(sun.sun_path + 1, path + 1, err ? 0 : n);
+		sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+	} else {
+		/* Resolved inside the target's root, never outside it; connect()
+		 * then follows the fd's magic link to the socket inode. */
+		pathfd = agent_fs_open(root_fd, path, O_PATH, 0);
+		if (pathfd < 0)
+			err = -pathfd;
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "/proc/self/fd/%d", pathfd);
+		sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(sun.sun_path) + 1);
+	}
+	fd = err ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (!err && fd < 0)
+		err = errno;
+	/* A unix connect completes at once (EAGAIN: the listener's backlog is
+	 * full, as a non-blocking client would see it). */
+	if (!err && connect(fd, (struct sockaddr *)&sun, sl) < 0) {
+		err = errno;
+		close(fd);
+	}
+	if (err) {
+		proto_msg_error(&rep, m, err);
+		agent_session_send(s, &rep);
+		return;
+	}
+	st = xcalloc(1, sizeof(*st));
+	st->s = s;
+	st->id = m->id;
+	st->fd = fd;
+	st->kind = PROTO_STREAM_TCP; /* a byte stream with half-close, like TCP */
+	st->open_req = (struct proto_msg){ .type = m->type, .id = m->id };
+	buf_init(&st->to_socket);
+	proto_credit_init(&st->credit, s->peer_window, PROTO_WINDOW_DEFAULT);
+	map_put(&s->streams, st->id, st);
+	if (loop_add_io(loop_source_loop(s->io), fd, 0, on_stream_io, st, &st->io) < 0) {
+		st->io = NULL;
+		proto_msg_error(&rep, m, ENOMEM);
+		agent_session_send(s, &rep);
+		stream_free(st);
+		return;
+	}
+	connect_done(st);
 }
 
 void agent_stream_adopt(struct agent_session *s, int fd, const struct proto_msg *incoming)

@@ -61,6 +61,11 @@ void agent_session_close(struct agent_session *s, uint32_t code, const char *rea
 /* STREAM_OPEN: connect (TCP, answered when the connect completes) or open a
  * connected UDP socket (answered at once). */
 void agent_stream_open(struct agent_session *s, const struct proto_msg *m);
+/* STREAM_OPEN_UNIX: connects to the unix stream socket at the request's path,
+ * resolved in root_fd (the target's root, openat2 RESOLVE_IN_ROOT, then
+ * connect() through /proc/self/fd/N), or to an abstract socket ("@name") in
+ * the pod's network namespace; answered at once. Then relayed like TCP. */
+void agent_stream_open_unix(struct agent_session *s, const struct proto_msg *m, int root_fd);
 /* STREAM_DATA / WINDOW / SHUTDOWN / CLOSE for one of the session's streams;
  * frames for unknown ids are ignored (the stream may have just closed). */
 void agent_stream_input(struct agent_session *s, const struct proto_msg *m);

@@ -30,6 +30,7 @@
 #include "common/map.h"
 #include "launcher/incoming.h"
 #include "launcher/listen.h"
+#include "launcher/net.h"
 #include "launcher/nsock.h"
 #include "vnet/vnet.h"
 
@@ -291,12 +292,13 @@ static void on_subscribed(void *userdata, const struct proto_msg *m)
 	}
 	int st = (int)m->status;
 	char msg[512];
-	if (sub->mode == PROTO_STEAL && (st == EADDRINUSE || st == EBUSY) &&
-	    in->cfg->on_concurrent_steal != CFG_STEAL_CONTINUE) {
+	if (sub->mode == PROTO_STEAL && (st == EADDRINUSE || st == EBUSY)) {
+		/* mirrord without its operator: one stealer per port, the
+		 * second session fails (on_concurrent_steal needs the operator). */
 		snprintf(msg, sizeof(msg),
-			 "pod port %u is already stolen by another podenv session; stopping (set "
-			 "feature.network.incoming.on_concurrent_steal to \"continue\" to run "
-			 "without it)",
+			 "pod port %u is already stolen by another podenv session; stopping (one "
+			 "session may steal a port; mirror can be shared, or use "
+			 "feature.network.incoming.port_mapping / ignore_ports)",
 			 sub->port);
 		detach_all(in, sub);
 		sub_free(sub);
@@ -306,11 +308,7 @@ static void on_subscribed(void *userdata, const struct proto_msg *m)
 			log_error("%s", msg);
 		return;
 	}
-	if (st == EADDRINUSE || st == EBUSY)
-		log_warn("pod port %u is already stolen by another podenv session; the app gets "
-			 "none of its traffic (on_concurrent_steal: continue)",
-			 sub->port);
-	else if (st == ENOSYS || st == EOPNOTSUPP || st == ECONNABORTED)
+	if (st == ENOSYS || st == EOPNOTSUPP || st == ECONNABORTED)
 		log_info("pod port %u: not %s: the agent does not serve it (%s)", sub->port,
 			 mode_name(sub->mode), strerror(st));
 	else
@@ -406,8 +404,18 @@ static int connect_app(struct incoming *in, const struct lsn *l)
 		a->sin_family = AF_INET;
 		a->sin_port = htons(l->s.port);
 		memcpy(&a->sin_addr, l->s.addr, 4);
+		/* A wildcard listener is reached on the TUN's own address, not
+		 * 127.0.0.1: the app's 127.0.0.0/8 is routed to the pod unless
+		 * the app listens on the port (vnet/loopback.c), so a listener
+		 * that just closed would send us round to the pod's port and
+		 * back through its redirect. */
 		if (a->sin_addr.s_addr == htonl(INADDR_ANY))
-			a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			inet_pton(AF_INET, NET_ADDR4, &a->sin_addr);
+		else if (is_loopback(&l->s) &&
+			 !listen_watch_has_port(in->watch, IPPROTO_TCP, l->s.port)) {
+			close(fd);
+			return -ECONNREFUSED; /* same reason: never toward the pod */
+		}
 		sl = sizeof(*a);
 	} else {
 		struct sockaddr_in6 *a = (void *)&ss;
@@ -657,7 +665,28 @@ void incoming_free(struct incoming *in)
 	free(in);
 }
 
+void incoming_agent_args(const struct cfg *cfg, const char **args, size_t size)
+{
+	size_t n = 0;
+
+	while (n < size && args[n])
+		n++;
+	/* agent.nftables: true picks nft; unset or false, iptables (which
+	 * Debian's iptables sends to nf_tables or legacy by alternatives). */
+	if (cfg->agent.nftables == CFG_TRUE && n + 1 < size)
+		args[n++] = "--nftables";
+	if (cfg->agent.flush_connections && n + 1 < size)
+		args[n++] = "--flush-connections";
+	if (n < size)
+		args[n] = NULL;
+}
+
 bool incoming_app_listening(struct incoming *in, int proto, uint16_t port)
 {
 	return in && in->watch && listen_watch_has_port(in->watch, proto, port);
+}
+
+struct listen_watch *incoming_watch(struct incoming *in)
+{
+	return in->watch;
 }

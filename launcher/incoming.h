@@ -31,10 +31,19 @@ int incoming_start(struct session *s, int notify_fd, int netns_fd,
  * Accepts NULL. */
 void incoming_free(struct incoming *in);
 
+/* The watch of the app's listen() (its filter may report other syscalls:
+ * listen_watch_set_other). Borrowed. */
+struct listen_watch *incoming_watch(struct incoming *in);
+
 /* True when the app (any process in its network namespace) listens on TCP
  * port `port` (proto IPPROTO_TCP) or has a UDP socket bound to it
  * (IPPROTO_UDP), asked of the kernel now. in may be NULL (false). */
 bool incoming_app_listening(struct incoming *in, int proto, uint16_t port);
+
+/* Appends the agent options of cfg's incoming settings (agent.nftables,
+ * agent.flush_connections) to the NULL-terminated args (size slots in
+ * all, borrowed strings), keeping it NULL-terminated. */
+void incoming_agent_args(const struct cfg *cfg, const char **args, size_t size);
 
 /* The SUBSCRIBE filter string (docs/PROTOCOL.md §4.4) for f: "" for no
  * filter. Returns 0 and *ret (caller frees), -EOPNOTSUPP for filters the

@@ -49,58 +49,21 @@
 #include "common/macro.h"
 #include "common/map.h"
 #include "launcher/listen.h"
+#include "launcher/seccomp.h"
 
 #define CHECK_EVERY (1 * USEC_PER_SEC)
 
-#if defined(__x86_64__)
-#define NATIVE_ARCH AUDIT_ARCH_X86_64
-#define X32_BIT 0x40000000u /* x32 syscalls share the arch: match them too */
-#elif defined(__aarch64__)
-#define NATIVE_ARCH AUDIT_ARCH_AARCH64
-#define X32_BIT 0u
-#else
-#error "listen.c: add this architecture's AUDIT_ARCH"
-#endif
 
 /* --- the filter (sandbox child) ------------------------------------------------ */
 
-int listen_filter_install(struct err *reterr)
+int listen_filter_install(bool with_connect, struct err *reterr)
 {
-	struct sock_filter prog[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_ARCH, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW), /* another ABI: not ours */
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_listen, 2, 0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, X32_BIT | __NR_listen, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-	};
-	struct sock_fprog fprog = {.len = ARRAY_SIZE(prog), .filter = prog};
-	unsigned long flags =
-		SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
-	int fd;
+	const int nrs[] = { __NR_listen, __NR_connect };
 
-	for (int attempt = 0; attempt < 3; attempt++) {
-		fd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog);
-		if (fd >= 0)
-			return fd;
-		if (errno == EINVAL && (flags & SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)) {
-			flags &= ~SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV; /* before 5.19 */
-			continue;
-		}
-		if (errno == EACCES && !prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)) {
-			/* No CAP_SYS_ADMIN here: the kernel wants no_new_privs. */
-			if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-				break;
-			continue;
-		}
-		break;
-	}
-	return err_set_errno(reterr, -errno,
-			     "installing the seccomp filter that reports the app's listen() "
-			     "(needs Linux 5.0 with seccomp user notification; or set "
-			     "feature.network.incoming to \"off\")");
+	return seccomp_notify_install(nrs, with_connect ? 2 : 1,
+				      "reports the app's listen() (or set "
+				      "feature.network.incoming to \"off\")",
+				      reterr);
 }
 
 /* --- the watch (launcher) --------------------------------------------------------- */
@@ -119,6 +82,8 @@ struct listen_watch {
 	struct loop_source *timer;
 	const struct listen_watch_ops *ops;
 	void *userdata;
+	void (*other)(void *userdata, int notify_fd, const struct seccomp_notif *req);
+	void *other_userdata;
 	struct map known;   /* cookie -> struct known */
 	struct map pending; /* notification id -> struct known, waiting for the owner */
 	uint32_t seq;
@@ -147,27 +112,6 @@ void listen_watch_answer(struct listen_watch *w, uint64_t token, int err)
 	answer(w, token, err);
 }
 
-/* A pidfd for the process of thread `tid` (pidfd_open takes only thread
- * group leaders before Linux 6.9). */
-static int pidfd_of_thread(pid_t tid)
-{
-	int fd = (int)syscall(SYS_pidfd_open, tid, 0);
-	char path[64], line[128];
-	pid_t tgid = 0;
-
-	if (fd >= 0 || errno != EINVAL)
-		return fd;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	FILE *f = fopen(path, "re");
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "Tgid: %d", &tgid) == 1)
-			break;
-	if (f)
-		fclose(f);
-	if (tgid <= 0)
-		return -1;
-	return (int)syscall(SYS_pidfd_open, tgid, 0);
-}
 
 /* Reads what the app's socket is. 1: a TCP socket of ours to report
  * (*ls filled), 0: something else (let it be), < 0: an error. */
@@ -242,7 +186,14 @@ static int on_notify(struct loop_source *src, int fd, uint32_t events, void *use
 	memset(&req, 0, sizeof(req));
 	if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
 		return 0; /* ENOENT: the caller went away meanwhile */
-	_cleanup_close_ int pidfd = pidfd_of_thread((pid_t)req.pid);
+	if (seccomp_syscall_nr(req.data.nr) != __NR_listen) {
+		if (w->other)
+			w->other(w->other_userdata, fd, &req);
+		else
+			answer(w, req.id, 0);
+		return 0;
+	}
+	_cleanup_close_ int pidfd = seccomp_pidfd_of_thread((pid_t)req.pid);
 	_cleanup_close_ int sock = -1;
 	if (pidfd >= 0)
 		sock = (int)syscall(SYS_pidfd_getfd, pidfd, (int)req.data.args[0], 0);
@@ -448,4 +399,13 @@ void listen_watch_free(struct listen_watch *w)
 	if (w->diag_fd >= 0)
 		close(w->diag_fd);
 	free(w);
+}
+
+void listen_watch_set_other(struct listen_watch *w,
+			    void (*fn)(void *userdata, int notify_fd,
+				       const struct seccomp_notif *req),
+			    void *userdata)
+{
+	w->other = fn;
+	w->other_userdata = userdata;
 }

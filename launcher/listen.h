@@ -23,8 +23,10 @@
 /* In the sandbox child, right before exec: installs the filter and
  * returns its notification fd (caller passes it to the launcher and closes
  * it), or a negative errno with reterr set. Sets no_new_privs only when
- * the child lacks CAP_SYS_ADMIN in its user namespace. */
-int listen_filter_install(struct err *reterr);
+ * the child lacks CAP_SYS_ADMIN in its user namespace. with_connect: the
+ * same filter also reports connect() (unixsock.h) — a process may have
+ * only one filter with a listener, so the two share it. */
+int listen_filter_install(bool with_connect, struct err *reterr);
 
 /* A TCP socket the app listens on. */
 struct listen_sock {
@@ -57,6 +59,14 @@ void listen_watch_free(struct listen_watch *w);
 /* Lets the listen() of `token` proceed (err 0), or fails it with err (a
  * positive errno). Unknown or finished tokens are ignored. */
 void listen_watch_answer(struct listen_watch *w, uint64_t token, int err);
+
+struct seccomp_notif;
+/* Notifications of the filter's other syscalls (connect(), see
+ * listen_filter_install) go to fn, which must answer each on notify_fd. */
+void listen_watch_set_other(struct listen_watch *w,
+			    void (*fn)(void *userdata, int notify_fd,
+				       const struct seccomp_notif *req),
+			    void *userdata);
 
 /* Checks now which reported sockets are gone (closed() for each). */
 void listen_watch_check(struct listen_watch *w);

@@ -8,3 +8,4 @@ launcher_SRCS += launcher/k8s_api.c launcher/k8s_target.c launcher/k8s_ws.c laun
 launcher_SRCS += launcher/cmd_ls.c
 launcher_PKGS += libcurl json-c
 launcher_SRCS += launcher/nsock.c launcher/listen.c launcher/incoming.c
+launcher_SRCS += launcher/seccomp.c launcher/unixsock.c

@@ -34,6 +34,7 @@
 #include "launcher/net.h"
 #include "launcher/sandbox.h"
 #include "launcher/trace.h"
+#include "launcher/unixsock.h"
 #include "vfs/vfs.h"
 
 #define PODENV_ROOT_DIR "/run/podenv/root"
@@ -61,6 +62,8 @@ struct sandbox {
 	bool network; /* the app gets its own network namespace */
 	struct net *net;
 	bool incoming_on; /* the app's listen() is reported (incoming.h) */
+	bool unix_on;	  /* the app's connect() is watched (unixsock.h) */
+	struct unixsock *unixsock;
 	int netns_fd;	  /* child: its network namespace, for the launcher */
 	struct incoming *incoming;
 	char *resolv_conf;
@@ -160,7 +163,7 @@ static void child_listen_filter(struct sandbox *sb, int errfd)
 	int fds[2];
 
 	err_clear(&e);
-	fds[0] = listen_filter_install(&e);
+	fds[0] = listen_filter_install(sb->unix_on, &e);
 	if (fds[0] < 0) {
 		errno = 0;
 		child_fail(errfd, 125, "%s", e.msg);
@@ -183,6 +186,40 @@ static void child_listen_filter(struct sandbox *sb, int errfd)
 		child_fail(errfd, 125, "handing the app's listen() watch to podenv");
 	close(fds[0]);
 	close(fds[1]);
+	char go = 0;
+	if (read(errfd, &go, 1) != 1 || go != 'G')
+		_exit(125); /* the parent reported why */
+}
+
+/* After the listen() filter: the connect() filter of unix_streams ('U' +
+ * its fd), then wait until the launcher watches it. */
+static void child_unix_filter(int errfd)
+{
+	struct err e;
+	int fd;
+
+	err_clear(&e);
+	fd = unixsock_filter_install(&e);
+	if (fd < 0) {
+		errno = 0;
+		child_fail(errfd, 125, "%s", e.msg);
+	}
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	char tag = 'U';
+	struct iovec iov = { &tag, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			     .msg_controllen = sizeof(cm.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	if (sendmsg(errfd, &mh, MSG_NOSIGNAL) < 0)
+		child_fail(errfd, 125, "handing the app's connect() watch to podenv");
+	close(fd);
 	char go = 0;
 	if (read(errfd, &go, 1) != 1 || go != 'G')
 		_exit(125); /* the parent reported why */
@@ -279,6 +316,8 @@ static void child_main(struct sandbox *sb, int errfd)
 			   sb->cwd);
 	if (sb->incoming_on)
 		child_listen_filter(sb, errfd);
+	if (sb->unix_on && !sb->incoming_on)
+		child_unix_filter(errfd); /* else it shares the listen() filter */
 	extern char **environ;
 	environ = o->env;
 	execvp(o->argv[0], o->argv);
@@ -345,6 +384,29 @@ static int on_child_error(struct loop_source *src, int fd, uint32_t events, void
 			kill(sb->child, SIGKILL);
 		return 0;
 	}
+	if (n > 0 && buf[0] == 'U') {
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		int nfd;
+		struct err e;
+		if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) {
+			snprintf(sb->child_error, sizeof(sb->child_error),
+				 "the sandbox sent no connect() watch");
+			sb->status = 125;
+			kill(sb->child, SIGKILL);
+			return 0;
+		}
+		memcpy(&nfd, CMSG_DATA(c), sizeof(int));
+		err_clear(&e);
+		if (unixsock_start(sb->s, nfd, &sb->unixsock, &e) < 0) {
+			snprintf(sb->child_error, sizeof(sb->child_error), "%s", e.msg);
+			sb->status = 125;
+			kill(sb->child, SIGKILL);
+			return 0;
+		}
+		if (write(fd, "G", 1) != 1)
+			kill(sb->child, SIGKILL);
+		return 0;
+	}
 	if (n > 0 && buf[0] == 'S') {
 		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 		int fds[2];
@@ -366,6 +428,17 @@ static int on_child_error(struct loop_source *src, int fd, uint32_t events, void
 			return 0;
 		}
 		sb->s->incoming = sb->incoming;
+		if (sb->unix_on) {
+			/* connect() shares the listen() filter (listen_filter_install) */
+			if (unixsock_start(sb->s, -1, &sb->unixsock, &e) < 0) {
+				snprintf(sb->child_error, sizeof(sb->child_error), "%s", e.msg);
+				sb->status = 125;
+				kill(sb->child, SIGKILL);
+				return 0;
+			}
+			listen_watch_set_other(incoming_watch(sb->incoming), unixsock_notified,
+					       sb->unixsock);
+		}
 		if (write(fd, "G", 1) != 1)
 			kill(sb->child, SIGKILL);
 		return 0;
@@ -621,6 +694,7 @@ int sandbox_run(const struct sandbox_opts *o, int *status, struct err *reterr)
 	/* Outgoing TCP or UDP, or DNS, from the pod: the app needs its own
 	 * network namespace. With all three off it keeps the host's. */
 	sb.incoming_on = incoming_wanted(o->session->cfg);
+	sb.unix_on = nw->outgoing.unix_streams.n > 0;
 	sb.network = nw->outgoing.tcp || nw->outgoing.udp || nw->dns.enabled || sb.incoming_on;
 	struct loop_source *sigs[ARRAY_SIZE(forwarded_signals)] = { 0 };
 	struct loop_source *child_src = NULL;
@@ -695,6 +769,7 @@ out:
 		close(sv[1]);
 	sb.s->on_lost = NULL;
 	sb.s->incoming = NULL;
+	unixsock_free(sb.unixsock); /* it may answer on the listen() watch's fd */
 	incoming_free(sb.incoming);
 	/* Requests still waiting on the agent answer their owners (FUSE,
 	 * the DNS server) now, while those exist. */

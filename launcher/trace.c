@@ -187,3 +187,18 @@ void trace_dns(struct trace *t, const char *name, const struct net_decision *d)
 {
 	net_line(t, "dns", "name", name, d);
 }
+
+void trace_unix(struct trace *t, const char *path, int i, const char *pattern)
+{
+	char rule[600];
+	struct buf b;
+
+	snprintf(rule, sizeof(rule), "feature.network.outgoing.unix_streams[%d] \"%s\"", i,
+		 pattern);
+	buf_init(&b);
+	buf_printf(&b, "{\"kind\":\"unix\",\"path\":");
+	json_string(&b, path);
+	buf_printf(&b, ",\"verdict\":\"remote\",\"rule\":");
+	json_string(&b, rule);
+	emit(t, &b);
+}

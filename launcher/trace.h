@@ -35,6 +35,9 @@ void trace_file(void *t, const char *path, unsigned flags, const struct vfs_deci
 /* One new flow's decision, and one name's resolution decision. */
 void trace_flow(struct trace *t, const struct net_dest *dest, const struct net_decision *d);
 void trace_dns(struct trace *t, const char *name, const struct net_decision *d);
+/* A unix socket connect sent to the pod: pattern is the unix_streams entry
+ * (index i) that matched. */
+void trace_unix(struct trace *t, const char *path, int i, const char *pattern);
 
 /* The rule text of a file decision: vfs_decision_format without its
  * "VERDICT: " prefix. Like snprintf. */

@@ -199,26 +199,48 @@ static void stream_gone(struct proto_stream *st, int err)
 	stream_free(st);
 }
 
+static int stream_open(struct proto_client *c, struct proto_msg *m, uint8_t kind,
+		       const struct proto_stream_ops *ops, void *userdata, struct proto_stream **ret);
+
 int proto_stream_open(struct proto_client *c, uint8_t kind, const struct proto_addr *addr,
 		      uint16_t port, const struct proto_stream_ops *ops, void *userdata,
 		      struct proto_stream **ret)
 {
 	struct proto_msg m = { .type = PROTO_STREAM_OPEN };
+
+	m.req.kind = kind;
+	m.req.addr = *addr;
+	m.req.port = port;
+	return stream_open(c, &m, kind, ops, userdata, ret);
+}
+
+int proto_stream_open_unix(struct proto_client *c, const char *path,
+			   const struct proto_stream_ops *ops, void *userdata,
+			   struct proto_stream **ret)
+{
+	struct proto_msg m = { .type = PROTO_STREAM_OPEN_UNIX };
+
+	if (c->state == CLIENT_READY && !(c->caps & PROTO_CAP_UNIX))
+		return -EOPNOTSUPP;
+	m.req.path = path;
+	return stream_open(c, &m, PROTO_STREAM_UNIX, ops, userdata, ret);
+}
+
+static int stream_open(struct proto_client *c, struct proto_msg *m, uint8_t kind,
+		       const struct proto_stream_ops *ops, void *userdata, struct proto_stream **ret)
+{
 	struct proto_stream *st;
 	int r;
 
 	if (c->state != CLIENT_READY)
 		return -ENOTCONN;
-	m.id = c->next_id++;
-	m.req.kind = kind;
-	m.req.addr = *addr;
-	m.req.port = port;
-	r = proto_msg_encode(&c->ctl, &m);
+	m->id = c->next_id++;
+	r = proto_msg_encode(&c->ctl, m);
 	if (r < 0)
 		return r;
 	st = xcalloc(1, sizeof(*st));
 	st->c = c;
-	st->id = m.id;
+	st->id = m->id;
 	st->kind = kind;
 	st->ops = ops;
 	st->userdata = userdata;
@@ -524,6 +546,7 @@ static void on_stream_msg(struct proto_client *c, const struct proto_msg *m)
 		return; /* closes crossed: ignore */
 	switch (m->type) {
 	case PROTO_STREAM_OPEN: /* the response */
+	case PROTO_STREAM_OPEN_UNIX:
 		if (m->status) {
 			if (!st->closed_by_us && st->ops->opened)
 				st->ops->opened(st->userdata, m->status, NULL, 0);
@@ -623,6 +646,7 @@ static int on_frame(struct proto_client *c, const struct proto_frame *f)
 		return lose(c, -ECONNRESET, reason);
 	}
 	case PROTO_STREAM_OPEN:
+	case PROTO_STREAM_OPEN_UNIX:
 	case PROTO_STREAM_DATA:
 	case PROTO_STREAM_WINDOW:
 	case PROTO_STREAM_SHUTDOWN:

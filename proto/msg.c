@@ -87,6 +87,7 @@ static const struct op_desc ops[] = {
 	{PROTO_STREAM_WINDOW, OP_STREAM, "STREAM_WINDOW", NULL, NULL},
 	{PROTO_STREAM_SHUTDOWN, OP_STREAM, "STREAM_SHUTDOWN", NULL, NULL},
 	{PROTO_STREAM_CLOSE, OP_STREAM, "STREAM_CLOSE", NULL, NULL},
+	{PROTO_STREAM_OPEN_UNIX, OP_REQUEST, "STREAM_OPEN_UNIX", "p", ""},
 
 	{PROTO_SUBSCRIBE, OP_REQUEST, "SUBSCRIBE", "Pkx", ""},
 	{PROTO_UNSUBSCRIBE, OP_REQUEST, "UNSUBSCRIBE", "P", ""},
@@ -465,6 +466,9 @@ static bool req_valid(uint16_t type, const struct proto_req *q)
 	case PROTO_STREAM_OPEN:
 		return (q->kind == PROTO_STREAM_TCP || q->kind == PROTO_STREAM_UDP) &&
 		       (q->addr.family == PROTO_AF_INET || q->addr.family == PROTO_AF_INET6);
+	case PROTO_STREAM_OPEN_UNIX:
+		/* an absolute path in the target's root, or "@" + an abstract name */
+		return q->path && (q->path[0] == '/' || (q->path[0] == '@' && q->path[1]));
 	case PROTO_SUBSCRIBE:
 		return mode_valid(q->kind);
 	default:
@@ -640,7 +644,7 @@ static bool header_valid(const struct op_desc *d, uint16_t flags, uint64_t id)
 		if (id == 0)
 			return false;
 		/* Stream ids name who allocated them. */
-		if (d->type == PROTO_STREAM_OPEN)
+		if (d->type == PROTO_STREAM_OPEN || d->type == PROTO_STREAM_OPEN_UNIX)
 			return !(id & PROTO_ID_AGENT);
 		return true;
 	case OP_STREAM:

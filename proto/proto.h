@@ -64,7 +64,8 @@
 #define PROTO_CAP_UDP (UINT64_C(1) << 4) /* outgoing UDP flows */
 #define PROTO_CAP_MIRROR (UINT64_C(1) << 5)
 #define PROTO_CAP_STEAL (UINT64_C(1) << 6)
-#define PROTO_CAP_ALL (UINT64_C(0x7f))
+#define PROTO_CAP_UNIX (UINT64_C(1) << 7) /* outgoing unix stream sockets */
+#define PROTO_CAP_ALL (UINT64_C(0xff))
 
 /* Message types (u16 on the wire). Grouped by range: 0x00xx control,
  * 0x01xx files, 0x02xx queries, 0x03xx streams, 0x04xx incoming. */
@@ -118,6 +119,7 @@ enum proto_type {
 	PROTO_STREAM_WINDOW = 0x0303,
 	PROTO_STREAM_SHUTDOWN = 0x0304,
 	PROTO_STREAM_CLOSE = 0x0305,
+	PROTO_STREAM_OPEN_UNIX = 0x0306,
 
 	PROTO_SUBSCRIBE = 0x0401,
 	PROTO_UNSUBSCRIBE = 0x0402,
@@ -147,6 +149,7 @@ enum proto_af {
 enum proto_stream_kind {
 	PROTO_STREAM_TCP = 1,
 	PROTO_STREAM_UDP = 2,
+	PROTO_STREAM_UNIX = 3, /* STREAM_OPEN_UNIX: a unix stream socket in the pod */
 };
 
 /* SUBSCRIBE / INCOMING mode. */
@@ -635,6 +638,12 @@ void proto_client_goodbye(struct proto_client *c, uint32_t code, const char *rea
 int proto_stream_open(struct proto_client *c, uint8_t kind, const struct proto_addr *addr,
 		      uint16_t port, const struct proto_stream_ops *ops, void *userdata,
 		      struct proto_stream **ret);
+/* Opens a stream to the unix stream socket at path in the pod: absolute in
+ * the target's root, or "@name" for an abstract socket (needs
+ * PROTO_CAP_UNIX). Then like a TCP stream; opened() gets no address. */
+int proto_stream_open_unix(struct proto_client *c, const char *path,
+			   const struct proto_stream_ops *ops, void *userdata,
+			   struct proto_stream **ret);
 /* An INCOMING frame announced stream `id` (docs/PROTOCOL.md §4.4); in
  * borrows from the frame. Take it with proto_stream_accept() before
  * returning, or it is refused (STREAM_CLOSE ECONNREFUSED). */

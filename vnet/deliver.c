@@ -46,6 +46,9 @@ struct vnet_conn {
 	struct loop_source *far_src;
 	struct buf to_far;
 	bool far_shut; /* shutdown(far_fd, SHUT_WR) done */
+	/* vnet_deliver_open_unix: told the outcome of the open */
+	void (*opened)(void *userdata, int err);
+	void *opened_userdata;
 };
 
 struct vnet_deliver {
@@ -320,7 +323,29 @@ static void st_writable(void *userdata)
 	update_events(c);
 }
 
+/* Only streams this side opens (vnet_deliver_open_unix). */
+static void st_opened(void *userdata, int err, const struct proto_addr *a, uint16_t port)
+{
+	struct vnet_conn *c = userdata;
+	(void)a;
+	(void)port;
+
+	if (err)
+		c->st = NULL; /* freed by the client after this call */
+	if (c->opened)
+		c->opened(c->opened_userdata, err);
+	if (c->dead)
+		return;
+	if (err) {
+		conn_end(c, 0);
+		return;
+	}
+	if (loop_add_io(c->d->loop, c->app_fd, EPOLLOUT, on_app_io, c, &c->app_src) < 0)
+		conn_end(c, ECONNRESET);
+}
+
 static const struct proto_stream_ops stream_ops = {
+	.opened = st_opened,
 	.data = st_data,
 	.shutdown = st_shutdown,
 	.closed = st_closed,
@@ -465,4 +490,22 @@ int vnet_deliver_socket(struct vnet_deliver *d, int far_fd, int app_fd)
 unsigned vnet_deliver_count(const struct vnet_deliver *d)
 {
 	return d->n;
+}
+
+int vnet_deliver_open_unix(struct vnet_deliver *d, struct proto_client *client, const char *path,
+			   int app_fd, void (*opened)(void *userdata, int err), void *userdata)
+{
+	struct vnet_conn *c = conn_new(d, app_fd);
+	int r;
+
+	c->opened = opened;
+	c->opened_userdata = userdata;
+	r = proto_stream_open_unix(client, path, &stream_ops, c, &c->st);
+	if (r < 0) {
+		c->opened = NULL;
+		c->app_fd = -1; /* the caller keeps it on failure */
+		conn_end(c, 0);
+		return r;
+	}
+	return 0;
 }

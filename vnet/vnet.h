@@ -389,32 +389,14 @@ int vnet_deliver_stream(struct vnet_deliver *d, struct proto_client *client, uin
 /* Relays a connected host socket far_fd to app_fd (as above). Takes
  * ownership of both on success only. */
 int vnet_deliver_socket(struct vnet_deliver *d, int far_fd, int app_fd);
-/* Connections being relayed (or being freed). */
-unsigned vnet_deliver_count(const struct vnet_deliver *d);
-
-/* ---- delivery of incoming connections (deliver.c) ----------------------------- */
-
-/* Relays connections that reach the app from outside its namespace: each
- * joins a socket connected (or connecting) to the app's listener with its
- * far side, an INCOMING stream or a socket of this host. */
-struct vnet_deliver;
-
-/* refused (may be NULL) is called when the app refused a connection (its
- * listener is gone). Caller frees with vnet_deliver_free(), which resets
- * every connection still open. Loop thread only. */
-int vnet_deliver_new(struct loop *loop, void (*refused)(void *userdata), void *userdata,
-		     struct vnet_deliver **ret);
-void vnet_deliver_free(struct vnet_deliver *d);
-
-/* Takes INCOMING stream `id` of client (call from the client's incoming
- * callback) and relays it to app_fd, a non-blocking TCP socket whose
- * connect() to the app has been started. mirror: what the app answers is
- * dropped. Takes ownership of app_fd on success only. */
-int vnet_deliver_stream(struct vnet_deliver *d, struct proto_client *client, uint64_t id,
-			bool mirror, int app_fd);
-/* Relays a connected host socket far_fd to app_fd (as above). Takes
- * ownership of both on success only. */
-int vnet_deliver_socket(struct vnet_deliver *d, int far_fd, int app_fd);
+/* Opens a stream to the unix socket at path in the pod (outgoing
+ * unix_streams: proto_stream_open_unix) and relays it to app_fd, a
+ * connected socket whose peer the app holds. opened(userdata, err) is
+ * called once with the open's outcome (0, or the pod's errno), before any
+ * byte moves; on an error the connection ends and app_fd is closed. Takes
+ * ownership of app_fd on success only. */
+int vnet_deliver_open_unix(struct vnet_deliver *d, struct proto_client *client, const char *path,
+			   int app_fd, void (*opened)(void *userdata, int err), void *userdata);
 /* Connections being relayed (or being freed). */
 unsigned vnet_deliver_count(const struct vnet_deliver *d);
 

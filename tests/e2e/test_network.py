@@ -411,3 +411,117 @@ def test_ignore_localhost_reaches_this_hosts_loopback(cluster, build_dir, host_l
     # Without it, the same port is the pod's loopback, where nothing listens.
     r = sh(cluster, build_dir, f"busybox nc -w 3 127.0.0.1 {port} </dev/null; echo rc=$?")
     assert "host-loopback" not in r.stdout, r.stdout
+
+
+UNIX_SERVER = r'''
+import socket, sys, threading
+def serve(l, word):
+    while True:
+        c, _ = l.accept()
+        threading.Thread(target=echo, args=(c, word), daemon=True).start()
+def echo(c, word):
+    # the first chunk answered with a prefix, then plain echo until EOF
+    first = True
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall((word if first else b"") + d)
+        first = False
+    c.close()
+path, abstract = sys.argv[1], sys.argv[2] == "1"
+s = socket.socket(socket.AF_UNIX)
+s.bind("\0bear-abstract" if abstract else path)
+s.listen(16)
+print("ready", flush=True)
+serve(s, b"abstract:" if abstract else b"pod-unix:")
+'''
+
+
+@pytest.fixture
+def pod_unix_servers(cluster):
+    """Unix stream sockets in the pod: /tmp/bear.sock in its root, and the
+    abstract @bear-abstract in its network namespace."""
+    path = cluster.pod_path("/tmp/bear.sock")
+    if os.path.exists(path):
+        os.unlink(path)
+    procs = [subprocess.Popen([PY, "-c", UNIX_SERVER, path, "0"], stdout=subprocess.PIPE,
+                              text=True),
+             subprocess.Popen(["nsenter", "--net=" + cluster.netns_path("pod"), "--", PY,
+                               "-c", UNIX_SERVER, "-", "1"], stdout=subprocess.PIPE, text=True)]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+UNIX_CLIENT = r'''
+import fcntl, hashlib, os, select, socket
+def ask(p, nonblock=False):
+    s = socket.socket(socket.AF_UNIX)
+    if nonblock:
+        s.setblocking(False)
+    s.connect(p)
+    if nonblock:
+        assert fcntl.fcntl(s.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK
+        select.select([], [s], [], 5)
+    s.sendall(b"hi")
+    if nonblock:
+        select.select([s], [], [], 5)
+    print(s.recv(100).decode())
+    s.close()
+ask("/tmp/bear.sock"); ask("\0bear-abstract"); ask("/tmp/bear.sock", nonblock=True)
+# 4 MiB through, half-closed, intact
+s = socket.socket(socket.AF_UNIX); s.connect("/tmp/bear.sock")
+data = os.urandom(4 << 20); s.sendall(b"x")
+assert s.recv(100).startswith(b"pod-unix:")
+import threading
+t = threading.Thread(target=lambda: (s.sendall(data), s.shutdown(socket.SHUT_WR))); t.start()
+got = b""
+while True:
+    d = s.recv(1 << 16)
+    if not d:
+        break
+    got += d
+t.join()
+print("bulk", hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest())
+for p in ("/tmp/bear-missing.sock", "/tmp/other.sock"):
+    try:
+        socket.socket(socket.AF_UNIX).connect(p)
+    except OSError as e:
+        print(p, e.errno)
+# a unix server of the app's own, whose path does not match: local
+l = socket.socket(socket.AF_UNIX); l.bind("/tmp/podenv-local-test.sock"); l.listen(1)
+c = socket.socket(socket.AF_UNIX); c.connect("/tmp/podenv-local-test.sock")
+a, _ = l.accept(); a.sendall(b"local"); print(c.recv(10).decode())
+os.unlink("/tmp/podenv-local-test.sock")
+'''
+
+
+@pytest.mark.parametrize("incoming", ["mirror", "off"])
+def test_unix_streams_connect_in_the_pod(cluster, build_dir, pod_unix_servers, tmp_path,
+                                         incoming):
+    """outgoing.unix_streams: matching unix socket connects are made in the
+    pod (a path in its root, an abstract name in its network); the rest stay
+    local. With incoming on, the connect() watch shares the listen() filter."""
+    cfg = {"feature": {"network": {"outgoing": {"unix_streams": "bear.+"},
+                                   "incoming": incoming}}}
+    trace = tmp_path / "trace.jsonl"
+    client = tmp_path / "client.py"
+    client.write_text(UNIX_CLIENT)
+    r = sh(cluster, build_dir, f"{PY} {client}", config=cfg, tmp_path=tmp_path,
+           flags=("--trace", str(trace)))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "pod-unix:hi", "abstract:hi", "pod-unix:hi", "bulk True",
+        "/tmp/bear-missing.sock 2", "/tmp/other.sock 2", "local"], r.stderr
+    lines = [json.loads(x) for x in trace.read_text().splitlines()]
+    unix = [x for x in lines if x["kind"] == "unix"]
+    assert unix and unix[0]["path"] == "/tmp/bear.sock" and unix[0]["verdict"] == "remote"
+    assert unix[0]["rule"] == 'feature.network.outgoing.unix_streams[0] "bear.+"'

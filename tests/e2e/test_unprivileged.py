@@ -5,6 +5,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -110,3 +111,32 @@ def test_without_tun_access_the_error_says_why(test_user, user_pod, build_dir):
         os.chmod("/dev/net/tun", 0o666)
     assert r.returncode == 1
     assert "cannot use /dev/net/tun" in r.stderr, r.stderr
+
+
+def test_unix_streams_without_root(test_user, user_pod, build_dir):
+    """The connect() watch (seccomp, no_new_privs) and the agent's connect
+    in the target's root work as an ordinary user too."""
+    sock = f"/proc/{user_pod}/root/bear.sock"
+    server = subprocess.Popen(
+        ["su", USER, "-s", "/bin/sh", "-c",
+         f"exec {sys.executable} -c \"import socket; s=socket.socket(socket.AF_UNIX); "
+         f"s.bind('{sock}'); s.listen(1); print('ready', flush=True); c,_=s.accept(); "
+         "c.sendall(b'user-pod:'+c.recv(10))\""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", dir="/tmp", suffix=".json", delete=False) as f:
+            f.write('{"feature": {"network": {"outgoing": {"unix_streams": "^/bear"}}}}')
+            cfg = f.name
+        os.chmod(cfg, 0o644)
+        podenv = os.path.join(build_dir, "podenv")
+        r = as_user(test_user, f"cd /tmp && {podenv} exec -f {cfg} -t pid/{user_pod} -- "
+                    f"{sys.executable} -c \"import socket; s=socket.socket(socket.AF_UNIX); "
+                    "s.connect('/bear.sock'); s.sendall(b'hi'); print(s.recv(20).decode())\"")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "user-pod:hi"
+    finally:
+        server.kill()
+        server.wait()
+        if "cfg" in locals():
+            os.unlink(cfg)

@@ -11,7 +11,7 @@ static const uint16_t request_types[] = {
 	PROTO_CHMOD,	   PROTO_CHOWN,	    PROTO_UTIMENS,     PROTO_STATFS,	  PROTO_FSYNC,
 	PROTO_GETXATTR,	   PROTO_LISTXATTR, PROTO_SETXATTR,    PROTO_REMOVEXATTR, PROTO_ACCESS,
 	PROTO_GETENV,	   PROTO_HOSTNAME,  PROTO_RESOLVCONF,  PROTO_DNS_RESOLVE, PROTO_DNS_QUERY,
-	PROTO_STREAM_OPEN, PROTO_SUBSCRIBE, PROTO_UNSUBSCRIBE,
+	PROTO_STREAM_OPEN, PROTO_SUBSCRIBE, PROTO_UNSUBSCRIBE, PROTO_STREAM_OPEN_UNIX,
 };
 
 /* Encodes m, decodes it back into out; the encoding stays in *b (out
@@ -99,7 +99,8 @@ TEST(msg_every_request_roundtrips)
 
 		m.req = full_req(m.type);
 		roundtrip(&b, &m, &out);
-		CHECK(proto_type_is_request(m.type) || m.type == PROTO_STREAM_OPEN);
+		CHECK(proto_type_is_request(m.type) || m.type == PROTO_STREAM_OPEN ||
+		      m.type == PROTO_STREAM_OPEN_UNIX);
 		CHECK_INT(proto_msg_check(&out, false), ==, 0);
 		CHECK_INT(proto_msg_check(&out, true), ==, -EPROTO);
 	}
@@ -402,6 +403,13 @@ TEST(msg_decode_rejects_malformed_payloads)
 	CHECK_INT(decode_raw(PROTO_STREAM_OPEN, 0, 1, "\1\4\1\2\3\4\x50\0", 8), ==, 0);
 	CHECK_INT(decode_raw(PROTO_STREAM_OPEN, 0, PROTO_ID_AGENT | 1, "\1\4\1\2\3\4\x50\0", 8), ==,
 		  -EPROTO);
+	/* STREAM_OPEN_UNIX: a relative path, a bare "@", an agent id. */
+	CHECK_INT(decode_raw(PROTO_STREAM_OPEN_UNIX, 0, 1, "\1\0\0\0a\0", 6), ==, -EPROTO);
+	CHECK_INT(decode_raw(PROTO_STREAM_OPEN_UNIX, 0, 1, "\1\0\0\0@\0", 6), ==, -EPROTO);
+	CHECK_INT(decode_raw(PROTO_STREAM_OPEN_UNIX, 0, 1, "\2\0\0\0@a\0", 7), ==, 0);
+	CHECK_INT(decode_raw(PROTO_STREAM_OPEN_UNIX, 0, 1, "\2\0\0\0/s\0", 7), ==, 0);
+	CHECK_INT(decode_raw(PROTO_STREAM_OPEN_UNIX, 0, PROTO_ID_AGENT | 1, "\2\0\0\0/s\0", 7),
+		  ==, -EPROTO);
 	/* INCOMING with a client id. */
 	CHECK_INT(decode_raw(PROTO_INCOMING, 0, 1, "\x50\0\1\0\0\0\0\0\0", 9), ==, -EPROTO);
 	CHECK_INT(decode_raw(PROTO_INCOMING, 0, PROTO_ID_AGENT | 1, "\x50\0\1\0\0\0\0\0\0", 9), ==,
