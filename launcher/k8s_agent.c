@@ -17,6 +17,7 @@
 #include "proto/proto.h"
 
 #define AGENT_CONTAINER "podenv-agent"
+#define POLL_FAST (20 * USEC_PER_MSEC)
 #define POLL_INTERVAL (100 * USEC_PER_MSEC)
 
 static const char *const default_caps[] = {"NET_ADMIN", "NET_RAW", "SYS_PTRACE", "SYS_ADMIN"};
@@ -559,7 +560,9 @@ static int wait_agent(struct k8s_session *ks, const struct cfg *cfg, usec_t dead
 			break;
 		}
 		progress_say(&p, why);
-		usleep(POLL_INTERVAL);
+		/* Often at first (an agent whose image is there starts in well
+		 * under a second), then gently. */
+		usleep(now_usec() - p.start < USEC_PER_SEC ? POLL_FAST : POLL_INTERVAL);
 	}
 	progress_done(&p);
 	if (r > 0)

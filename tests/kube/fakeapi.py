@@ -1903,6 +1903,9 @@ def main():
                     s, addr = lsock.accept()
                 except OSError:
                     return
+                # as Go's net/http does: small writes (TLS tickets, a 101
+                # head, WebSocket frames) are not held back by Nagle
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 threading.Thread(target=server.serve_conn, args=(s, addr), daemon=True).start()
 
         threading.Thread(target=accept_loop, daemon=True).start()
