@@ -706,3 +706,28 @@ def test_check_out_of_pods(fake, build_dir, tmp_path):
                tmp_path=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "bear-pod\n"
+
+
+def test_agent_namespace_privileged_and_defaults(fake, build_dir, tmp_path):
+    n = len(received_jobs(fake))
+    cfg = {"agent": {"namespace": "kube-system", "privileged": True, "priority_class": "high",
+                     "json_log": True, "log_level": "podenv=debug,warn",
+                     "communication_timeout": 1}}
+    r = podenv(build_dir, "exec", "-t", "pod/bear-pod", "--", "cat", "/etc/hostname",
+               kubeconfig=fake.kubeconfig["token"], config=cfg, tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "bear-pod\n"
+    (rec,) = received_jobs(fake)[n:]
+    assert rec["namespace"] == "kube-system"
+    spec = rec["body"]["spec"]["template"]["spec"]
+    assert spec["priorityClassName"] == "high"
+    assert spec["tolerations"] == [{"operator": "Exists"}]  # mirrord's default
+    (c,) = spec["containers"]
+    assert c["securityContext"] == {"privileged": True}
+    assert c["image"] == "localhost/podenv-agent:0.1.0" and c["imagePullPolicy"] == "IfNotPresent"
+    assert c["resources"] == {"requests": {"cpu": "1m", "memory": "1Mi"},
+                              "limits": {"cpu": "100m", "memory": "100Mi"}}
+    assert "--json-log" in c["args"]
+    assert c["args"][c["args"].index("--log-level") + 1] == "podenv=debug,warn"
+    ups = [q for q in fake.requests() if q.get("upgrade")]
+    assert "/namespaces/kube-system/pods/" in ups[-1]["path"]
