@@ -233,6 +233,9 @@ static json_object *job_body(struct k8s_session *ks, const struct cfg *cfg)
 	if (cfg->agent.service_account)
 		json_object_object_add(pod, "serviceAccountName",
 				       json_object_new_string(cfg->agent.service_account));
+	json_object *psc = parse_json_field(cfg->agent.security_context);
+	if (psc)
+		json_object_object_add(pod, "securityContext", psc);
 	if (cfg->agent.priority_class)
 		json_object_object_add(pod, "priorityClassName",
 				       json_object_new_string(cfg->agent.priority_class));

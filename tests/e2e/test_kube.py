@@ -121,6 +121,7 @@ AGENT_CFG = {
     "disabled_capabilities": ["NET_RAW", "CAP_NET_ADMIN"],
     "service_account": "podenv-agent-sa",
     "image_pull_secrets": [{"name": "regcred"}],
+    "security_context": {"seccompProfile": {"type": "RuntimeDefault"}},
 }
 
 
@@ -158,6 +159,7 @@ def test_exec_through_the_api_server(fake, build_dir, tmp_path, target):
     assert spec["tolerations"] == AGENT_CFG["tolerations"]
     assert spec["serviceAccountName"] == "podenv-agent-sa"
     assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+    assert spec["securityContext"] == AGENT_CFG["security_context"]
     (c,) = spec["containers"]
     assert c["image"] == "registry.test/podenv-agent:e2e"
     assert c["imagePullPolicy"] == "Never"
