@@ -317,6 +317,14 @@ static int on_terminate(struct loop_source *s, const struct signalfd_siginfo *si
 	return 0;
 }
 
+static int on_cleaner_exit(struct loop_source *s, const siginfo_t *si, void *userdata)
+{
+	(void)s;
+	(void)si;
+	(void)userdata;
+	return 0; /* reaped; it logs its own findings */
+}
+
 static int serve(const struct agent_opts *o, struct agent_target *t, struct err *e)
 {
 	uint8_t token[PROTO_TOKEN_SIZE];
@@ -370,6 +378,11 @@ static int serve(const struct agent_opts *o, struct agent_target *t, struct err 
 		if (r < 0)
 			goto out;
 	}
+	/* Stale redirect rules of killed agents go at every start (and again
+	 * before our first redirect), without delaying it. */
+	pid_t cleaner;
+	if (agent_redirect_clean_start(&cleaner) > 0)
+		loop_add_child(l, cleaner, on_cleaner_exit, NULL, NULL);
 	struct agent_incoming_opts io = { .nft = o->nftables, .flush = o->flush_connections };
 	inc = agent_incoming_new(l, &io);
 	struct agent_server_opts so = {
@@ -431,7 +444,8 @@ int main(int argc, char **argv)
 
 	/* 1 MiB I/O buffers come and go all the time: keep them in the heap
 	 * instead of a fresh mmap (256 page faults and zeroing) each time. */
-	if (argc > 1 && strcmp(argv[1], "--redirect-guard") == 0)
+	if (argc > 1 && (strcmp(argv[1], "--redirect-guard") == 0 ||
+			 strcmp(argv[1], "--redirect-clean") == 0))
 		return agent_redirect_guard_main(argc, argv);
 	mallopt(M_MMAP_THRESHOLD, 8 << 20);
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);

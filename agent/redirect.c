@@ -566,11 +566,40 @@ static int guard_start(struct agent_redirect *rd, struct err *reterr)
 	return 0;
 }
 
+int agent_redirect_clean_start(pid_t *ret_pid)
+{
+	const char *args[] = { "podenv-agent", "--redirect-clean", NULL };
+	char path[256];
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none;
+	int r;
+
+	if (tool_path("iptables-save", path, sizeof(path)) < 0 &&
+	    tool_path("nft", path, sizeof(path)) < 0)
+		return 0; /* no tool, so no rule of ours can exist */
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
+	r = posix_spawn(ret_pid, "/proc/self/exe", &fa, &at, (char *const *)args, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	return r ? -r : 1;
+}
+
 int agent_redirect_guard_main(int argc, char **argv)
 {
 	char buf[64];
 	struct err e;
 
+	if (argc == 2 && strcmp(argv[1], "--redirect-clean") == 0) {
+		remove_stale(NULL);
+		return 0;
+	}
 	if (argc != 4 || strlen(argv[2]) != ID_LEN || !valid_id(argv[2]) ||
 	    (strcmp(argv[3], "nft") != 0 && strcmp(argv[3], "iptables") != 0)) {
 		fprintf(stderr, "podenv-agent: --redirect-guard is internal to the agent\n");

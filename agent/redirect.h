@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/err.h"
 
@@ -67,8 +68,15 @@ int agent_redirect_steal_lock(uint16_t port);
  * the redirect. Returns how many, or -errno. */
 int agent_redirect_flush(uint16_t port);
 
-/* The guard's entry point: `podenv-agent --redirect-guard ID iptables|nft`
- * with the agent's pipe on fd 3. Waits for EOF, removes ID's rules. */
+/* Starts `podenv-agent --redirect-clean` in the background, which
+ * removes stale rules of dead agents and exits: the agent's start does not
+ * wait for the tools. Returns 1 with *ret_pid (the caller reaps it), 0 when
+ * no tool is installed (nothing to clean), -errno. */
+int agent_redirect_clean_start(pid_t *ret_pid);
+
+/* The helpers' entry point: `podenv-agent --redirect-guard ID
+ * iptables|nft` with the agent's pipe on fd 3 waits for EOF and removes
+ * ID's rules; `podenv-agent --redirect-clean` removes stale rules. */
 int agent_redirect_guard_main(int argc, char **argv);
 
 #endif

@@ -854,3 +854,17 @@ def test_agent_image_carries_its_tools(cluster, links, build_dir, tmp_path, back
     link.proc.send_signal(signal.SIGKILL)
     link.proc.wait()
     wait_pod_answers(cluster, 2)
+
+
+def test_stale_rules_are_removed_when_an_agent_starts(cluster, links):
+    """Even an agent that never subscribes removes rules of dead agents."""
+    stale = "0badf00d"
+    cluster.in_netns("pod", "iptables-restore", "--noflush", check=True, input=(
+        f"*nat\n:PODENV-{stale}-OUT - [0:0]\n"
+        f"-I OUTPUT 1 -j PODENV-{stale}-OUT\nCOMMIT\n"))
+    link = links()
+    deadline = time.monotonic() + 2
+    while any(stale in r for r in rules(cluster)):
+        assert time.monotonic() < deadline, rules(cluster)
+        time.sleep(0.02)
+    assert link.request(0x0202, b"") == "ok"  # HOSTNAME: the session is fine
