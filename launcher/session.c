@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "launcher/cli.h"
 #include "launcher/env.h"
+#include "launcher/incoming.h"
 #include "launcher/k8s_agent.h"
 #include "launcher/session.h"
 
@@ -98,12 +99,13 @@ int session_open(struct cfg *cfg, struct session **ret, struct err *reterr)
 				     &session_link_ops, s, &s->link, reterr);
 	} else if (t->kind == CFG_TARGET_PID) {
 		char level[128];
-		const char *args[] = { "--log-level", level, NULL, NULL };
+		const char *args[] = { "--log-level", level, NULL, NULL, NULL, NULL, NULL };
 		/* The agent logs to our stderr: quiet unless asked. */
 		snprintf(level, sizeof(level), "%s",
 			 getenv("RUST_LOG") ? getenv("RUST_LOG") : "warn");
 		if (cfg->agent.json_log)
 			args[2] = "--json-log";
+		incoming_agent_args(cfg, args, ARRAY_SIZE(args));
 		r = link_spawn_local(s->loop, cli_agent_path(), (pid_t)t->pid, args,
 				     &session_link_ops, s, &s->link, reterr);
 	} else {
