@@ -612,7 +612,7 @@ int incoming_start(struct session *s, int notify_fd, int netns_fd,
 	in->cfg = &s->cfg->feature.network.incoming;
 	in->fatal = fatal;
 	in->userdata = userdata;
-	r = nsock_new(netns_fd, &in->ns, reterr);
+	r = nsock_new(s->loop, netns_fd, &in->ns, reterr);
 	close(netns_fd);
 	if (r < 0) {
 		close(notify_fd);

@@ -19,10 +19,12 @@
 #include <sys/wait.h>
 
 #include "common/log.h"
+#include "common/loop.h"
 #include "common/macro.h"
 #include "launcher/nsock.h"
 
 #define BATCH 16
+#define LOW 8 /* refill a cache in the background below this */
 
 struct cache {
 	int domain, type, protocol;
@@ -34,6 +36,8 @@ struct nsock {
 	pid_t pid;
 	int fd;		       /* our end of the socketpair (blocking) */
 	struct cache cache[2]; /* TCP over IPv4, IPv6 */
+	struct loop_source *src;
+	struct cache *refilling; /* a background request is out for it */
 };
 
 struct request {
@@ -93,7 +97,9 @@ static void __attribute__((noreturn)) helper_main(int sock, int netns_fd, pid_t 
 	_exit(0);
 }
 
-int nsock_new(int netns_fd, struct nsock **ret, struct err *reterr)
+static int on_answer(struct loop_source *s, int fd, uint32_t events, void *userdata);
+
+int nsock_new(struct loop *loop, int netns_fd, struct nsock **ret, struct err *reterr)
 {
 	int sv[2], status = 0;
 	pid_t parent = getpid();
@@ -130,6 +136,8 @@ int nsock_new(int netns_fd, struct nsock **ret, struct err *reterr)
 	n->fd = sv[0];
 	n->cache[0] = (struct cache){AF_INET, SOCK_STREAM, 0, {0}, 0};
 	n->cache[1] = (struct cache){AF_INET6, SOCK_STREAM, 0, {0}, 0};
+	if (loop && loop_add_io(loop, n->fd, 0, on_answer, n, &n->src) < 0)
+		n->src = NULL; /* no background refills: every batch waits */
 	*ret = n;
 	return 0;
 }
@@ -138,6 +146,7 @@ void nsock_free(struct nsock *n)
 {
 	if (!n)
 		return;
+	loop_source_free(n->src);
 	for (size_t i = 0; i < ARRAY_SIZE(n->cache); i++)
 		for (int k = 0; k < n->cache[i].n; k++)
 			close(n->cache[i].fds[k]);
@@ -147,11 +156,17 @@ void nsock_free(struct nsock *n)
 	free(n);
 }
 
-/* One request: up to `count` sockets into fds. Returns how many, or a
- * negative errno. */
-static int fetch(struct nsock *n, int domain, int type, int protocol, int count, int *fds)
+static int send_request(struct nsock *n, int domain, int type, int protocol, int count)
 {
 	struct request rq = {domain, type, protocol, count};
+
+	return write(n->fd, &rq, sizeof(rq)) == sizeof(rq) ? 0 : -EPIPE;
+}
+
+/* One answer: up to BATCH sockets into fds. Returns how many, or a
+ * negative errno. */
+static int recv_answer(struct nsock *n, int *fds)
+{
 	int err = 0;
 	union {
 		struct cmsghdr h;
@@ -164,8 +179,6 @@ static int fetch(struct nsock *n, int domain, int type, int protocol, int count,
 			    .msg_controllen = sizeof(cm.buf)};
 	ssize_t r;
 
-	if (write(n->fd, &rq, sizeof(rq)) != sizeof(rq))
-		return -EPIPE;
 	do
 		r = recvmsg(n->fd, &mh, MSG_CMSG_CLOEXEC);
 	while (r < 0 && errno == EINTR);
@@ -179,22 +192,67 @@ static int fetch(struct nsock *n, int domain, int type, int protocol, int count,
 	return MIN(got, BATCH);
 }
 
+/* The background refill's answer: into its cache. */
+static void take_refill(struct nsock *n)
+{
+	struct cache *c = n->refilling;
+	int fds[BATCH];
+	int got = recv_answer(n, fds);
+
+	n->refilling = NULL;
+	for (int i = 0; i < got; i++) {
+		if (c->n < BATCH)
+			c->fds[c->n++] = fds[i];
+		else
+			close(fds[i]);
+	}
+}
+
+static int on_answer(struct loop_source *s, int fd, uint32_t events, void *userdata)
+{
+	struct nsock *n = userdata;
+	(void)s;
+	(void)fd;
+	(void)events;
+
+	if (n->refilling)
+		take_refill(n);
+	loop_io_events_set(n->src, 0);
+	return 0;
+}
+
 int nsock_socket(struct nsock *n, int domain, int type, int protocol)
 {
-	int fds[BATCH];
+	int fds[BATCH], got;
 
 	for (size_t i = 0; i < ARRAY_SIZE(n->cache); i++) {
 		struct cache *c = &n->cache[i];
 		if (c->domain != domain || c->type != type || c->protocol != protocol)
 			continue;
+		if (c->n == 0 && n->refilling)
+			take_refill(n); /* an answer is on its way: wait for it */
 		if (c->n == 0) {
-			int got = fetch(n, domain, type, protocol, BATCH, c->fds);
+			if (send_request(n, domain, type, protocol, BATCH) < 0)
+				return -EPIPE;
+			got = recv_answer(n, c->fds);
 			if (got < 0)
 				return got;
 			c->n = got;
 		}
-		return c->fds[--c->n];
+		int fd = c->fds[--c->n];
+		/* Keep ahead of the next connections without making them wait
+		 * for the helper (which may wait for a CPU under load). */
+		if (c->n < LOW && !n->refilling && n->src &&
+		    send_request(n, domain, type, protocol, BATCH) == 0) {
+			n->refilling = c;
+			loop_io_events_set(n->src, EPOLLIN);
+		}
+		return fd;
 	}
-	int got = fetch(n, domain, type, protocol, 1, fds);
+	if (n->refilling)
+		take_refill(n); /* answers come in order */
+	if (send_request(n, domain, type, protocol, 1) < 0)
+		return -EPIPE;
+	got = recv_answer(n, fds);
 	return got < 0 ? got : fds[0];
 }

@@ -9,20 +9,22 @@
 #define PODENV_LAUNCHER_NSOCK_H
 
 #include "common/err.h"
+#include "common/loop.h"
 
 struct nsock;
 
 /* Forks the helper into the network namespace netns_fd (borrowed; the
  * helper keeps its own copy only until it has entered). Call while the
- * process has no threads. Caller frees with nsock_free(). */
-int nsock_new(int netns_fd, struct nsock **ret, struct err *reterr);
+ * process has no threads. loop (may be NULL) runs background refills of
+ * the caches. Caller frees with nsock_free(). */
+int nsock_new(struct loop *loop, int netns_fd, struct nsock **ret, struct err *reterr);
 /* Stops and reaps the helper, closes cached sockets. Accepts NULL. */
 void nsock_free(struct nsock *n);
 
 /* A new socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol) made
  * in the app's namespace: the fd (caller closes) or a negative errno.
- * TCP sockets are fetched 16 at a time and cached, so most calls cost no
- * round trip to the helper. */
+ * TCP sockets are fetched 16 at a time and cached, refilled in the
+ * background, so most calls cost no round trip to the helper. */
 int nsock_socket(struct nsock *n, int domain, int type, int protocol);
 
 #endif
