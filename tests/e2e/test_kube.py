@@ -128,7 +128,8 @@ AGENT_CFG = {
 # --- the whole flow --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", ["pod/bear-pod", "deployment/bear"])
+@pytest.mark.parametrize("target", ["pod/bear-pod", "deployment/bear", "deployment/bear-expr",
+                                    "label/app=bear"])
 def test_exec_through_the_api_server(fake, build_dir, tmp_path, target):
     before = set(jobs(fake))
     n_received = len(received_jobs(fake))
@@ -211,7 +212,8 @@ def test_ls(fake, build_dir):
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == [
         "pod/bear-multi/container/app", "pod/bear-multi/container/sidecar",
-        "pod/bear-pod/container/bear", "deployment/bear", "deployment/bear-multi"]
+        "pod/bear-pod/container/bear", "deployment/bear", "deployment/bear-expr",
+        "deployment/bear-multi"]
     r = podenv(build_dir, "ls", "-o", "json", "-n", "kube-system",
                kubeconfig=fake.kubeconfig["token"])
     assert r.returncode == 0, r.stderr

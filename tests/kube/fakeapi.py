@@ -447,6 +447,15 @@ class Fake:
                 "status": {"observedGeneration": 1, "replicas": 1 if name != "bear-empty" else 0,
                            "readyReplicas": ready, "availableReplicas": ready,
                            "updatedReplicas": ready}})
+        # bear-pod again, through set-based requirements
+        dep = copy.deepcopy(self.store.get("deployments", "default", "bear"))
+        for k in ("resourceVersion", "uid", "creationTimestamp"):
+            dep["metadata"].pop(k, None)
+        dep["metadata"]["name"] = "bear-expr"
+        dep["spec"]["selector"] = {"matchExpressions": [
+            {"key": "app", "operator": "In", "values": ["bear", "nothing"]},
+            {"key": "tier", "operator": "DoesNotExist"}]}
+        self.store.put("deployments", dep)
         return ids
 
     # -- cgroup: make the mini cluster's pod process findable by its container id --
