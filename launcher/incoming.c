@@ -167,10 +167,8 @@ static bool is_loopback(const struct listen_sock *s)
 	return !memcmp(s->addr, lo6, 16) || (!memcmp(s->addr, mapped, 12) && s->addr[12] == 127);
 }
 
-/* What a listener on s subscribes: 0 and *remote, *filter (NULL: nothing
- * to subscribe; else caller frees); why says why not, for the log. */
-static void decide(const struct cfg_incoming *c, const struct listen_sock *s, uint16_t *remote,
-		   char **filter, const char **why)
+void incoming_decide(const struct cfg_incoming *c, const struct listen_sock *s, uint16_t *remote,
+		     char **filter, const char **why)
 {
 	uint16_t l = s->port;
 
@@ -565,7 +563,7 @@ static void on_listening(void *userdata, const struct listen_sock *s, uint64_t t
 	l->in = in;
 	l->host_fd = -1;
 	map_put(&in->lsns, s->cookie, l);
-	decide(in->cfg, s, &l->remote, &filter, &why);
+	incoming_decide(in->cfg, s, &l->remote, &filter, &why);
 	if (filter)
 		wait = subscribe(in, l, filter, token);
 	else if (in->cfg->mode != CFG_INCOMING_OFF)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "launcher/listen.h"
 #include "launcher/session.h"
 
 /* Does cfg need the app's listen() reported (a mode other than off, or
@@ -44,6 +45,14 @@ bool incoming_app_listening(struct incoming *in, int proto, uint16_t port);
  * agent.flush_connections) to the NULL-terminated args (size slots in
  * all, borrowed strings), keeping it NULL-terminated. */
 void incoming_agent_args(const struct cfg *cfg, const char **args, size_t size);
+
+/* What the app listening on s subscribes at the agent (the rules in
+ * incoming.c's opening comment): *remote gets the pod's port; *filter the
+ * SUBSCRIBE filter ("" for every connection; caller frees), or NULL when
+ * nothing is subscribed, with *why (static text) saying which setting
+ * decided. No I/O. */
+void incoming_decide(const struct cfg_incoming *c, const struct listen_sock *s, uint16_t *remote,
+		     char **filter, const char **why);
 
 /* The SUBSCRIBE filter string (docs/PROTOCOL.md §4.4) for f: "" for no
  * filter. Returns 0 and *ret (caller frees), -EOPNOTSUPP for filters the
