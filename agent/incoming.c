@@ -928,7 +928,8 @@ static void conn_update(struct inc_conn *c)
 		ce |= EPOLLIN;
 	if (buf_len(&c->to_c) > 0)
 		ce |= EPOLLOUT;
-	loop_io_events_set(c->csrc, ce);
+	if (c->csrc)
+		loop_io_events_set(c->csrc, ce);
 	if (c->usrc) {
 		if (c->u_connecting) {
 			ue = EPOLLOUT;
@@ -946,6 +947,18 @@ static void conn_update(struct inc_conn *c)
  * Returns true if c was freed. */
 static bool conn_check_end(struct inc_conn *c)
 {
+	/* A socket done both ways (EOF read, our side shut, nothing left to
+	 * write) reports EPOLLHUP on every wait, requested or not: stop
+	 * watching it, or the loop spins while the other side drains. */
+	if (c->ufd >= 0 && c->u_eof && c->u_shut && buf_len(&c->to_u) == 0) {
+		loop_source_free(c->usrc);
+		c->usrc = NULL;
+		closep(&c->ufd);
+	}
+	if (c->csrc && c->c_eof && c->c_shut && buf_len(&c->to_c) == 0) {
+		loop_source_free(c->csrc);
+		c->csrc = NULL;
+	}
 	bool up_ready = c->ufd >= 0 && !c->u_connecting;
 
 	/* Client → app: the client's EOF follows its last byte. */

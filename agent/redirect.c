@@ -144,8 +144,10 @@ static int run_tool(const char *const *args, const char *input, struct buf *out,
 	buf_append(&tmp, "", 1);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		const char *text = (const char *)buf_data(&tmp);
-		r = err_set(reterr, -EIO, "%s failed: %.*s", args[0], (int)strcspn(text, "\n"),
-			    *text ? text : "(no output)");
+		/* The usual reason is a missing CAP_NET_ADMIN: say EPERM. */
+		bool perm = strstr(text, "ermission denied") || strstr(text, "not permitted");
+		r = err_set(reterr, perm ? -EPERM : -EIO, "%s failed: %.*s", args[0],
+			    (int)strcspn(text, "\n"), *text ? text : "(no output)");
 	} else {
 		r = 0;
 	}
