@@ -253,7 +253,7 @@ static int diag_dump(struct listen_watch *w, int family, int proto, uint32_t sta
 			continue;
 		if (n <= 0)
 			return n < 0 ? -errno : -EIO;
-		int len = (int)n;
+		size_t len = (size_t)n;
 		for (struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
 			if (h->nlmsg_seq != w->seq)
 				continue; /* an answer to an earlier, abandoned dump */

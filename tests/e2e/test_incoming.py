@@ -361,6 +361,16 @@ def test_two_sessions_stealing_one_port(cluster, build_dir, tmp_path, apps):
     assert [r["path"] for r in first.requests()] == ["/first"]
 
 
+def test_mirror_is_shared_by_two_sessions(cluster, build_dir, tmp_path, apps):
+    """Two podenv sessions (two agents) mirror the same port: both get
+    every request, the pod still answers."""
+    a = start(apps, cluster, build_dir, tmp_path, {"mode": "mirror"})
+    b = start(apps, cluster, build_dir, tmp_path, {"mode": "mirror"})
+    assert ask(cluster, [get("/both")]) == ["pod-original"]
+    assert [r["path"] for r in a.requests(wait=0.5)] == ["/both"]
+    assert [r["path"] for r in b.requests(wait=0)] == ["/both"]
+
+
 def test_ports_and_ignore_ports(cluster, build_dir, tmp_path, apps):
     start(apps, cluster, build_dir, tmp_path, {"mode": "steal", "ignore_ports": [80]})
     assert ask(cluster, [get("/ignored")]) == ["pod-original"]
