@@ -10,6 +10,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "launcher/cli.h"
+#include "launcher/incoming.h"
 #include "launcher/k8s_agent.h"
 #include "launcher/k8s_api.h"
 #include "launcher/k8s_target.h"
@@ -172,6 +173,10 @@ static json_object *agent_container(struct k8s_session *ks, const struct cfg *cf
 	}
 	if (cfg->agent.json_log)
 		args[n++] = "--json-log";
+	args[n] = NULL;
+	incoming_agent_args(cfg, args, ARRAY_SIZE(args)); /* agent.nftables, flush_connections */
+	while (args[n])
+		n++;
 	for (size_t i = 0; i < PROTO_TOKEN_SIZE; i++)
 		snprintf(token + 2 * i, 3, "%02x", ks->token[i]);
 
