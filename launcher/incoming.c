@@ -475,8 +475,10 @@ static void on_refused(void *userdata)
 {
 	struct incoming *in = userdata;
 
-	/* The app's listener may be gone: find out now. */
-	listen_watch_check(in->watch);
+	/* The app's listener may be gone: find out soon, after the refused
+	 * stream's reset has left (an UNSUBSCRIBE ahead of it, in the same
+	 * write, is seen to keep the agent from resetting the client). */
+	listen_watch_check_soon(in->watch);
 }
 
 static int on_host_accept(struct loop_source *src, int fd, uint32_t events, void *userdata)

@@ -308,6 +308,11 @@ void listen_watch_check(struct listen_watch *w)
 	arm_timer(w);
 }
 
+void listen_watch_check_soon(struct listen_watch *w)
+{
+	loop_timer_set(w->timer, now_usec() + 20 * USEC_PER_MSEC);
+}
+
 static int on_timer(struct loop_source *s, usec_t now, void *userdata)
 {
 	struct listen_watch *w = userdata;

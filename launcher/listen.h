@@ -70,6 +70,8 @@ void listen_watch_set_other(struct listen_watch *w,
 
 /* Checks now which reported sockets are gone (closed() for each). */
 void listen_watch_check(struct listen_watch *w);
+/* The same, from the loop a few milliseconds from now. */
+void listen_watch_check_soon(struct listen_watch *w);
 
 /* True when some socket of the app's namespace listens on TCP port `port`
  * (proto IPPROTO_TCP) or is bound to UDP port `port` (IPPROTO_UDP), any
