@@ -9,12 +9,12 @@
  * - steal, no filter: the connection itself becomes the INCOMING stream
  *   (stream.c relays it exactly like an outgoing one);
  * - steal with an HTTP filter: requests are split one at a time
- *   (agent/http.c); a matching request goes to the launcher on an
- *   INCOMING stream of its own, which carries exactly that request's
- *   bytes and the app's response back, and is closed by the agent once
- *   the response is complete; the others go to the pod's original app on
- *   one pass-through connection. A request waits until the previous
- *   response is complete, so responses reach the client in order;
+ *   (agent/http.c); the matching ones go to the launcher on one INCOMING
+ *   stream per connection, which carries exactly their bytes and the
+ *   app's responses back (their framing says where each ends); the others
+ *   go to the pod's original app on one pass-through connection. A request
+ *   waits until the previous response is complete, so responses reach the
+ *   client in order;
  * - mirror: the connection is relayed to the original app (pass-through)
  *   and a copy of the client's bytes goes to each mirroring session on an
  *   INCOMING stream per connection — all of them, or, with a filter, the
@@ -739,14 +739,10 @@ static void steal_request_done(struct inc_conn *c)
 	if (!c->busy || !c->req_done || !c->resp_done)
 		return;
 	c->busy = false;
-	if (vs && c->to_steal) {
-		/* Its response is complete: the stream has done its work. */
+	/* The stream stays open for the connection's next matching request,
+	 * as the app's connection stays open for a kept-alive client. */
+	if (vs && c->to_steal)
 		sv_return_credit(c);
-		c->sv = NULL;
-		vs->c = NULL;
-		vs->close_queued = true;
-		vs_flush(vs);
-	}
 }
 
 /* A request head: where it goes. */
@@ -764,11 +760,14 @@ static int steal_head(struct inc_conn *c, const struct agent_http_head *h)
 	c->req_done = c->resp_done = false;
 	c->head_req = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
 	if (match) {
-		struct inc_vs *vs = vs_new(c, c->steal_s, PROTO_STEAL);
-		vs->resp = agent_http_parser_new_response();
-		agent_http_parser_expect(vs->resp, c->head_req);
-		c->sv = vs;
-		vs_write(vs, h->raw, h->raw_len);
+		/* One stream per client connection, opened at its first
+		 * matching request (again if the app closed the last one). */
+		if (!c->sv) {
+			c->sv = vs_new(c, c->steal_s, PROTO_STEAL);
+			c->sv->resp = agent_http_parser_new_response();
+		}
+		agent_http_parser_expect(c->sv->resp, c->head_req);
+		vs_write(c->sv, h->raw, h->raw_len);
 		return 0;
 	}
 	int r = up_start(c);
@@ -1270,6 +1269,17 @@ void agent_incoming_input(struct agent_incoming *inc, struct agent_session *s,
 			}
 			return;
 		}
+		if (!(c->busy && c->to_steal) && !c->tunnel) {
+			/* Nothing asked: bytes between responses would land
+			 * among the original app's answers. Dropped. */
+			uint32_t w = proto_credit_consumed(&vs->credit, m->data.len);
+			if (w) {
+				struct proto_msg wm = { .type = PROTO_STREAM_WINDOW, .id = vs->id,
+							.window = w };
+				agent_session_send(s, &wm);
+			}
+			return;
+		}
 		buf_append(&c->to_c, m->data.data, m->data.len);
 		vs->owed += m->data.len;
 		if (!c->resp_done && !c->tunnel)
@@ -1296,30 +1306,40 @@ void agent_incoming_input(struct agent_incoming *inc, struct agent_session *s,
 			conn_process(c);
 		return;
 	case PROTO_STREAM_SHUTDOWN:
-		if (vs->mode == PROTO_STEAL && c) {
-			/* The app closed: a response delimited by its end is
-			 * complete; anything else is cut short. Either way
-			 * the client's connection ends after it. */
-			c->resp_done = true;
-			c->finish = true;
-			steal_request_done(c);
-			conn_process(c);
-		}
-		return;
 	case PROTO_STREAM_CLOSE:
-		if (vs->mode == PROTO_STEAL && c) {
+		if (vs->mode != PROTO_STEAL || !c) {
+			if (m->type == PROTO_STREAM_CLOSE)
+				vs_free(vs);
+			return;
+		}
+		if (!(c->busy && c->to_steal) && !c->tunnel) {
+			/* The app closed its connection between requests: the
+			 * next matching request gets a new stream. */
 			c->sv = NULL;
 			vs->c = NULL;
-			if (m->error || !c->resp_done) {
+			if (m->type == PROTO_STREAM_CLOSE)
 				vs_free(vs);
-				conn_free(c, m->error != 0);
-				return;
-			}
-			vs_free(vs);
+			else
+				vs_close(vs, 0);
 			conn_process(c);
 			return;
 		}
-		vs_free(vs);
+		if (m->type == PROTO_STREAM_CLOSE) {
+			c->sv = NULL;
+			vs->c = NULL;
+			vs_free(vs);
+			if (m->error) {
+				conn_free(c, true);
+				return;
+			}
+		}
+		/* The app closed during a response: one delimited by its end
+		 * is complete, anything else cut short; either way the
+		 * client's connection ends after it. */
+		c->resp_done = true;
+		c->finish = true;
+		steal_request_done(c);
+		conn_process(c);
 		return;
 	}
 }
@@ -1333,10 +1353,11 @@ void agent_incoming_session_closed(struct agent_incoming *inc, struct agent_sess
 
 	if (!inc)
 		return;
-	/* Connections whose stolen request was this session's are reset. */
+	/* Connections with a request of this session's in flight are reset;
+	 * the others go on without it (the streams are freed below). */
 	for (struct inc_conn *c = inc->conns, *next; c; c = next) {
 		next = c->next;
-		if (c->sv && c->sv->s == s)
+		if (c->sv && c->sv->s == s && ((c->busy && c->to_steal) || c->tunnel))
 			conn_free(c, true);
 	}
 	for (size_t pos = 0; map_next(&inc->vstreams, &pos, &key, &v);) {

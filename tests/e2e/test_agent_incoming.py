@@ -404,11 +404,48 @@ def test_mirror_with_filter_copies_only_matches(cluster, links):
     assert bytes(st.data) == a + a
 
 
+def next_request(st, start, timeout=10):
+    """The whole request at st.data[start:] (head and Content-Length body),
+    once it is there; None if the stream closes first."""
+    def complete(s):
+        if s.closed is not None:
+            return True
+        head, sep, _ = bytes(s.data[start:]).partition(b"\r\n\r\n")
+        if not sep:
+            return False
+        m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        return len(s.data) - start >= len(head) + 4 + (int(m.group(1)) if m else 0)
+    st.wait(complete, timeout)
+    data = bytes(st.data[start:])
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    n = int(m.group(1)) if m else 0
+    if len(rest) < n:
+        return None
+    return head + sep + rest[:n]
+
+
 def serve_stolen(link, body_for):
-    """Answers stolen requests in a thread: each stream gets one whole
-    request; body_for(request bytes) gives the local app's body."""
+    """Answers stolen requests in threads, as a kept-alive local app: each
+    stream carries one connection's matching requests, one at a time;
+    body_for(request bytes) gives the local app's body."""
     stop = threading.Event()
     seen = []
+
+    def one(st):
+        pos = 0
+        while not stop.is_set():
+            req = next_request(st, pos, timeout=30)
+            if req is None:
+                return
+            pos += len(req)
+            seen.append(req)
+            try:
+                st.send(local_response(body_for(req)))
+            except (ConnectionResetError, OSError):
+                return
 
     def loop():
         while not stop.is_set():
@@ -416,13 +453,7 @@ def serve_stolen(link, body_for):
                 st = link.next_incoming(timeout=0.2)
             except queue.Empty:
                 continue
-            st.wait(lambda s: b"\r\n\r\n" in s.data)
-            head = bytes(st.data).split(b"\r\n\r\n")[0]
-            m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-            req = st.wait_data(len(head) + 4 + (int(m.group(1)) if m else 0))
-            seen.append(req)
-            st.send(local_response(body_for(req)))
-            st.wait(lambda s: s.closed is not None)
+            threading.Thread(target=one, args=(st,), daemon=True).start()
 
     t = threading.Thread(target=loop, daemon=True)
     t.start()
@@ -619,8 +650,9 @@ def test_bad_subscribe_requests(cluster, links):
 
 
 def test_stolen_response_framings(cluster, links):
-    """The local app's response may be chunked, close-delimited, or say
-    Connection: close; interim 100 responses come first."""
+    """One stream per client connection carries its matching requests; the
+    local app's responses may be chunked, close-delimited, or say
+    Connection: close; interim 100 responses come first; HEAD has no body."""
     link = links()
     assert link.subscribe(80, STEAL, "header ^x-user: alice$\n") == "ok"
     alice = [("X-User", "alice")]
@@ -628,29 +660,30 @@ def test_stolen_response_framings(cluster, links):
     # chunked, then the pod on the same connection
     c.sendall(http_get("/chunked", alice))
     st = link.next_incoming()
-    st.wait_data(len(http_get("/chunked", alice)))
+    sent = http_get("/chunked", alice)
+    assert st.wait_data(len(sent)) == sent
     chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
     st.send(chunked[:30])
     st.send(chunked[30:])
-    st.wait(lambda s: s.closed == 0)  # the agent ends the stream at the response's end
     got = b""
     while not got.endswith(b"0\r\n\r\n"):
         got += c.recv(1000)
     assert got == chunked
     expect_pod(c)
-    # HEAD: no body whatever Content-Length says
+    # HEAD: no body whatever Content-Length says; the same stream
     c.sendall(http_get("/head", alice, method="HEAD"))
-    st = link.next_incoming()
-    st.wait_data(len(http_get("/head", alice, method="HEAD")))
+    sent += http_get("/head", alice, method="HEAD")
+    assert st.wait_data(len(sent)) == sent
     st.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
-    st.wait(lambda s: s.closed == 0)
     assert c.recv(1000) == b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
     expect_pod(c)
-    # 100 Continue, then the response with Connection: close
+    assert link.no_incoming()
+    # 100 Continue, then the response with Connection: close: the
+    # connection ends after it, and so does the stream
     c.sendall(http_get("/close", alice))
-    st = link.next_incoming()
-    st.wait_data(1)
+    sent += http_get("/close", alice)
+    st.wait_data(len(sent))
     resp = b"HTTP/1.1 100 Continue\r\n\r\n" + local_response(b"bye", "Connection: close\r\n")
     st.send(resp)
     got = b""
@@ -660,7 +693,26 @@ def test_stolen_response_framings(cluster, links):
             break
         got += chunk
     assert got == resp
+    st.wait(lambda s: s.closed == 0)
     c.close()
+    # the app closes its idle connection: the next match gets a new stream
+    c = client_conn(cluster)
+    c.sendall(http_get("/a", alice))
+    st = link.next_incoming()
+    st.wait_data(len(http_get("/a", alice)))
+    st.send(local_response(b"a"))
+    assert read_response(c) == (200, b"a")
+    st.shutdown()
+    st.wait(lambda s: s.closed == 0)
+    expect_pod(c)
+    c.sendall(http_get("/b", alice))
+    st2 = link.next_incoming()
+    assert st2.id != st.id
+    assert st2.wait_data(len(http_get("/b", alice))) == http_get("/b", alice)
+    st2.send(local_response(b"b"))
+    assert read_response(c) == (200, b"b")
+    c.close()
+    st2.wait(lambda s: s.closed == 0)  # the client left: the stream ends
     # close-delimited: the app closes to end the body
     c = client_conn(cluster)
     c.sendall(http_get("/eof", alice))
