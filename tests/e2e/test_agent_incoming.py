@@ -821,7 +821,8 @@ def test_pod_local_caller_is_redirected(cluster, links):
     stop, seen = serve_stolen(link, lambda req: b"local")
     try:
         for host, user, want in (("127.0.0.1", "alice", "local"), ("127.0.0.1", "bob", "pod-original"),
-                                 (cluster.pod_ip, "alice", "local")):
+                                 (cluster.pod_ip, "alice", "local"), ("[::1]", "alice", "local"),
+                                 (f"[{cluster.pod_ip6}]", "bob", "pod-original")):
             r = cluster.in_pod("wget", "-q", "-O", "-", "--header", f"X-User: {user}",
                                f"http://{host}/", timeout=10)
             assert r.stdout == want, (host, user, r.stdout, r.stderr)
