@@ -283,6 +283,15 @@ def test_header_filter_and_keep_alive_split(cluster, build_dir, tmp_path, apps):
     assert [r["path"] for r in a.requests()] == ["/1", "/4"]
 
 
+def test_mirror_with_a_filter_copies_only_matching_requests(cluster, build_dir, tmp_path,
+                                                           apps):
+    a = start(apps, cluster, build_dir, tmp_path,
+              {"mode": "mirror", "http_filter": {"path_filter": "^/api/"}})
+    got = ask(cluster, [get("/api/1"), get("/web"), get("/api/2?x")])
+    assert got == ["pod-original"] * 3
+    assert [r["path"] for r in a.requests(wait=0.5)] == ["/api/1", "/api/2?x"]
+
+
 def test_path_filter_negative_lookahead_leaves_health_checks(cluster, build_dir, tmp_path,
                                                             apps):
     start(apps, cluster, build_dir, tmp_path,
@@ -492,3 +501,34 @@ def test_listen_ports_without_root(build_dir, test_user, user_pod):
         run(["pkill", "-KILL", "-u", USER, "-f", "podenv exec"])
         p.wait(timeout=10)
         os.unlink(cfg)
+
+
+def test_signals_during_listen_do_not_let_it_return_early(cluster, build_dir, tmp_path, apps):
+    """A signal every millisecond while listen() waits for the agent (as Go's
+    runtime preempts threads): the call is not interrupted and restarted
+    (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV), so when it returns the port
+    is already redirected and the first request is stolen."""
+    code = ("import signal, socket, sys\n"
+            "n = [0]\n"
+            "def tick(*a): n[0] += 1\n"
+            "signal.signal(signal.SIGALRM, tick)\n"
+            "signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)\n"
+            "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "s.bind(('0.0.0.0', 80)); s.listen(8)\n"
+            "signal.setitimer(signal.ITIMER_REAL, 0, 0)\n"
+            "print('ready', n[0], flush=True)\n"
+            "c, _ = s.accept(); c.recv(4096)\n"
+            "c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 6\\r\\n\\r\\nlocal!')\n"
+            "c.close(); sys.stdin.readline()\n")
+    p = subprocess.Popen([podenv(build_dir), "exec", "-t", f"pid/{cluster.pod_pid}", "-f",
+                          write_cfg(tmp_path, {"mode": "steal"}), "--", PY, "-c", code],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd="/tmp")
+    try:
+        line = p.stdout.readline().split()
+        assert line and line[0] == "ready", p.stderr.read() if p.poll() is not None else line
+        assert int(line[1]) > 0  # signals did arrive while listen() waited
+        assert ask(cluster, [get("/first")]) == ["local!"]
+    finally:
+        p.kill()
+        p.wait()
