@@ -229,7 +229,7 @@ struct cfg_http_filter {
 	char *matches;	      /* BODY: the regex source of re */
 	size_t nsub;
 	struct cfg_http_filter *sub;
-	struct cfg_ports ports; /* top level only; unset = every subscribed port */
+	struct cfg_ports ports; /* top level only; unset: [80, 8080] (launcher/incoming.c) */
 };
 
 struct cfg_incoming {
