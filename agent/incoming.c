@@ -121,6 +121,7 @@ struct agent_incoming {
 	struct agent_redirect *rd;
 	int lfd[2];
 	struct loop_source *lsrc[2];
+	struct loop_source *accept_timer; /* out of fds: accepting pauses */
 	uint16_t lport;
 	struct inc_port *ports;
 	struct map vstreams; /* id -> struct inc_vs */
@@ -1212,6 +1213,18 @@ static int original_dst(int fd, int family, struct sockaddr_storage *ss)
 	return getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, ss, &sl) < 0 ? -errno : 0;
 }
 
+static int on_accept_resume(struct loop_source *src, usec_t now, void *userdata)
+{
+	struct agent_incoming *inc = userdata;
+	(void)src;
+	(void)now;
+
+	for (int i = 0; i < 2; i++)
+		if (inc->lsrc[i])
+			loop_io_events_set(inc->lsrc[i], EPOLLIN);
+	return 0;
+}
+
 static int on_accept(struct loop_source *src, int fd, uint32_t events, void *userdata)
 {
 	struct agent_incoming *inc = userdata;
@@ -1223,8 +1236,16 @@ static int on_accept(struct loop_source *src, int fd, uint32_t events, void *use
 		socklen_t pl = sizeof(peer);
 		int c = accept4(fd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (c < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_warn("incoming accept: %m");
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return 0;
+			/* Out of fds or memory: the listener would stay readable
+			 * and spin the loop; pause it (the kernel holds the
+			 * backlog) and say so once per pause. */
+			log_warn("incoming accept: %m; pausing new connections for 100 ms");
+			for (int k = 0; k < 2; k++)
+				if (inc->lsrc[k])
+					loop_io_events_set(inc->lsrc[k], 0);
+			loop_timer_set(inc->accept_timer, now_usec() + 100 * USEC_PER_MSEC);
 			return 0;
 		}
 		uint16_t port = 0;
@@ -1393,6 +1414,7 @@ struct agent_incoming *agent_incoming_new(struct loop *l, const struct agent_inc
 	inc->o = *o;
 	inc->lfd[0] = inc->lfd[1] = -1;
 	map_init(&inc->vstreams);
+	loop_add_timer(l, USEC_INFINITY, on_accept_resume, inc, &inc->accept_timer);
 	return inc;
 }
 
@@ -1423,6 +1445,7 @@ void agent_incoming_free(struct agent_incoming *inc)
 		loop_source_free(inc->lsrc[i]);
 		closep(&inc->lfd[i]);
 	}
+	loop_source_free(inc->accept_timer);
 	agent_redirect_free(inc->rd);
 	free(inc);
 }

@@ -101,10 +101,10 @@ def parse_addr(p, off):
 class Link:
     """One session with a podenv-agent started with --stdio on a socketpair."""
 
-    def __init__(self, build_dir, cluster, *args, wrap=()):
+    def __init__(self, build_dir, cluster, *args, wrap=(), agent=None):
         self.sock, child = socket.socketpair()
         self.log = open(f"/tmp/podenv-e2e-incoming-{secrets.token_hex(4)}.log", "w+")
-        agent = os.path.join(build_dir, "podenv-agent") if not wrap else "/podenv-agent"
+        agent = agent or os.path.join(build_dir, "podenv-agent")
         self.proc = subprocess.Popen(
             [*wrap, agent, "--pid", str(cluster.pod_pid), "--stdio", "-l", "debug", *args],
             stdin=child, stdout=subprocess.DEVNULL, stderr=self.log)
@@ -219,8 +219,8 @@ def links(build_dir, cluster):
     """Makes Links; every one is closed and the pod left without any rule."""
     made = []
 
-    def make(*args, wrap=()):
-        link = Link(build_dir, cluster, *args, wrap=wrap)
+    def make(*args, wrap=(), agent=None):
+        link = Link(build_dir, cluster, *args, wrap=wrap, agent=agent)
         made.append(link)
         return link
 
@@ -895,7 +895,8 @@ def test_agent_image_carries_its_tools(cluster, links, build_dir, tmp_path, back
     wrap = ["unshare", "-m", "--propagation", "private", "sh", "-c",
             f"mkdir -p {root}/proc {root}/dev && mount --rbind /proc {root}/proc && "
             f"mount --rbind /dev {root}/dev && exec chroot {root} \"$0\" \"$@\""]
-    link = links(*(["--nftables"] if backend == "nftables" else []), wrap=wrap)
+    link = links(*(["--nftables"] if backend == "nftables" else []), wrap=wrap,
+                 agent="/podenv-agent")
     assert link.subscribe(80, STEAL) == "ok", link.agent_log()
     c = client_conn(cluster)
     c.sendall(http_get("/image"))
@@ -921,3 +922,36 @@ def test_stale_rules_are_removed_when_an_agent_starts(cluster, links):
         assert time.monotonic() < deadline, rules(cluster)
         time.sleep(0.02)
     assert link.request(0x0202, b"") == "ok"  # HOSTNAME: the session is fine
+
+
+def test_out_of_fds_pauses_accepting(cluster, links):
+    """An agent out of file descriptors stops accepting for a moment
+    (instead of spinning on a readable listener) and recovers."""
+    link = links(wrap=["prlimit", "--nofile=40:40", "--"])
+    assert link.subscribe(80, STEAL) == "ok"  # one fd per stolen connection
+    conns = []
+    for i in range(40):
+        c = client_conn(cluster)  # the kernel completes it: the backlog
+        c.sendall(http_get(f"/fd{i}"))
+        conns.append(c)
+    deadline = time.monotonic() + 5
+    while "pausing new connections" not in link.agent_log():
+        assert time.monotonic() < deadline, link.agent_log()[-2000:]
+        time.sleep(0.05)
+    for c in conns:
+        c.close()
+    # the launcher ends those streams: fds come back, the backlog drains,
+    # and a new connection arrives too
+    c = client_conn(cluster)
+    c.sendall(http_get("/after"))
+    deadline = time.monotonic() + 10
+    while True:
+        st = link.next_incoming(timeout=10)
+        if st.wait_data(1).startswith(b"GET /after "):
+            break
+        st.close()
+        assert time.monotonic() < deadline
+    st.send(local_response(b"recovered"))
+    assert read_response(c) == (200, b"recovered")
+    c.close()
+    assert link.proc.poll() is None
