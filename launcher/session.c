@@ -1,7 +1,11 @@
 /* Sessions: configuration, link and the pod's context (session.h). */
 #define LOG_TARGET "podenv::session"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "launcher/cli.h"
@@ -25,9 +29,16 @@ int session_load_config(int argc, char **argv, int *idx, bool stop_at_non_option
 		if (r < 0)
 			goto out;
 		if (r == 0) {
-			if (stop_at_non_option || argv[*idx][0] != '-')
+			/* A command never starts with '-': an unknown option is a
+			 * typo, not the program to run ("-" alone is an argument). */
+			if (argv[*idx][0] != '-' || !argv[*idx][1])
 				break;
-			r = err_set(reterr, -EINVAL, "unknown option %s", argv[*idx]);
+			r = err_set(reterr, -EINVAL,
+				    stop_at_non_option
+					    ? "unknown option %s (the command goes after the options, "
+					      "or after --)"
+					    : "unknown option %s",
+				    argv[*idx]);
 			goto out;
 		}
 	}
@@ -43,6 +54,39 @@ int session_load_config(int argc, char **argv, int *idx, bool stop_at_non_option
 out:
 	cfg_source_done(&src);
 	return r;
+}
+
+/* A local target the agent cannot enter fails here, in one line, rather
+ * than as the agent's log line followed by a lost link. */
+static int check_local_target(pid_t pid, struct err *reterr)
+{
+	char path[64];
+	int fd;
+
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return err_set(reterr, -ESRCH, "target pid/%d: no such process (see ps)", pid);
+	snprintf(path, sizeof(path), "/proc/%d/root", pid);
+	fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set_errno(reterr, -errno,
+				     "target pid/%d: cannot enter it (run podenv as root or as the "
+				     "process's owner): %s",
+				     pid, path);
+	close(fd);
+	return 0;
+}
+
+/* The local agent's log filter: $RUST_LOG, else following -v/-q (the
+ * agent is quiet, warnings only, unless asked). */
+static const char *agent_log_level(void)
+{
+	if (getenv("RUST_LOG"))
+		return getenv("RUST_LOG");
+	if (log_enabled("podenv::agent", LOG_TRACE))
+		return "trace";
+	if (log_enabled("podenv::agent", LOG_DEBUG))
+		return "debug";
+	return log_enabled("podenv::agent", LOG_WARN) ? "warn" : "error";
 }
 
 static void on_link_lost(void *userdata, const char *reason)
@@ -98,16 +142,15 @@ int session_open(struct cfg *cfg, struct session **ret, struct err *reterr)
 				     tls.ca_file || tls.fingerprint ? &tls : NULL,
 				     &session_link_ops, s, &s->link, reterr);
 	} else if (t->kind == CFG_TARGET_PID) {
-		char level[128];
-		const char *args[] = { "--log-level", level, NULL, NULL, NULL, NULL, NULL };
-		/* The agent logs to our stderr: quiet unless asked. */
-		snprintf(level, sizeof(level), "%s",
-			 getenv("RUST_LOG") ? getenv("RUST_LOG") : "warn");
+		/* The agent logs to our stderr. */
+		const char *args[] = { "--log-level", agent_log_level(), NULL, NULL, NULL, NULL, NULL };
 		if (cfg->agent.json_log)
 			args[2] = "--json-log";
 		incoming_agent_args(cfg, args, ARRAY_SIZE(args));
-		r = link_spawn_local(s->loop, cli_agent_path(), (pid_t)t->pid, args,
-				     &session_link_ops, s, &s->link, reterr);
+		r = check_local_target((pid_t)t->pid, reterr);
+		if (r >= 0)
+			r = link_spawn_local(s->loop, cli_agent_path(), (pid_t)t->pid, args,
+					     &session_link_ops, s, &s->link, reterr);
 	} else {
 		/* A Kubernetes target, or targetless in the cluster. */
 		r = k8s_session_open(s->loop, cfg, &session_link_ops, s, &s->link, &s->kube, reterr);

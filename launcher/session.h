@@ -44,8 +44,9 @@ void session_free(struct session *s);
 
 /* Parses config flags (cfg_source_flag_parse) from argv[*idx] on, stopping
  * at the first argument that is not one (or after "--"), and loads the
- * configuration. Prints warnings for ignored fields. Returns 0, or a
- * negative errno with reterr set ("config: …"). */
+ * configuration. An unknown option is an error; stop_at_non_option says a
+ * command follows (exec), for the error's hint. Prints warnings for ignored
+ * fields. Returns 0, or a negative errno with reterr set ("config: …"). */
 int session_load_config(int argc, char **argv, int *idx, bool stop_at_non_option,
 			struct cfg **ret, struct err *reterr);
 
