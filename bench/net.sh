@@ -209,6 +209,7 @@ httploop() { # LABEL PREFIX...: HTTP_CONNS new connections, one at a time
 	for k in conn_per_sec p50_us p99_us connect_p50_us connect_p99_us errors reset_before_data; do
 		echo "http_${label}_$k $(sed -n "s/.* $k=\([0-9.]*\).*/\1/p" "$T/hl.out")" >>"$V"
 	done
+	sed -n "s/.* top_error=\([a-z_0-9]*\).*/$label \1/p" "$T/hl.out" >>"$T/http_errors"
 }
 dnsperfrun() { # LABEL SERVER QFILE PREFIX...
 	local label=$1 server=$2 q=$3
@@ -329,9 +330,14 @@ for k, desc, fmt in (("conn_per_sec", f"new connections per second, one at a tim
     d, p_, s_ = hl("direct", k), hl("podenv", k), hl("slirp", k)
     rel = (lambda a, b: f"{a / b:.2f}×") if k == "conn_per_sec" else (lambda a, b: f"{a - b:+.0f} µs")
     print(f"| {desc} | {fmt.format(d)} | {fmt.format(p_)} | {rel(p_, d)} | {fmt.format(s_)} | {rel(p_, s_)} |")
-print(f"| failed connections per run (max): errors / reset before any byte | {rows['http_direct_errors'][3]:.0f} / {rows['http_direct_reset_before_data'][3]:.0f} "
-      f"| {rows['http_podenv_errors'][3]:.0f} / {rows['http_podenv_reset_before_data'][3]:.0f} | | "
-      f"{rows['http_slirp_errors'][3]:.0f} / {rows['http_slirp_reset_before_data'][3]:.0f} | |")
+kinds = {}
+for line in open(os.path.join(T, "http_errors")):
+    path, kind = line.split()
+    if kind != "none":
+        kinds.setdefault(path, set()).add(kind)
+fails = lambda path: (f"{rows[f'http_{path}_errors'][3]:.0f} of {HTTP_CONNS}"
+                      + (f" ({', '.join(sorted(kinds[path]))})" if path in kinds else ""))
+print(f"| failed connections, max per run (most common kind per run; not counted in the rate) | {fails('direct')} | {fails('podenv')} | | {fails('slirp')} | |")
 for kind, desc in (("close1", "wrk, new connection per request, 1 at a time, requests/s"), ("close16", "wrk, new connection per request, 16 at a time, requests/s")):
     d, p_, s_ = m(f"wrk_direct_{kind}_rps"), m(f"wrk_podenv_{kind}_rps"), m(f"wrk_slirp_{kind}_rps")
     print(f"| {desc} | {d:.0f} | {p_:.0f} | {p_ / d:.2f}× | {s_:.0f} | {p_ / s_:.2f}× |")

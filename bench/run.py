@@ -117,7 +117,11 @@ def run_one(name, build, outdir, idx):
     path = os.path.join(BENCH, name + ".sh")
     title, knobs = script_info(path)
     env_shown = [f"{k}={shlex.quote(os.environ[k])}" for k in knobs if k in os.environ]
-    cmd = [path, build] if os.access(path, os.X_OK) else ["sh", path, build]
+    if os.access(path, os.X_OK):
+        cmd = [path, build]
+    else:  # not executable: its #! line names the interpreter (else sh)
+        first = open(path).readline()
+        cmd = (first[2:].split() if first.startswith("#!") else ["sh"]) + [path, build]
     shown = " ".join(env_shown + [f"bench/{name}.sh", shlex.quote(build)])
     # Each script's own mini cluster instance, so that a benchmark run
     # elsewhere on the machine at the same time cannot collide with it.

@@ -119,7 +119,7 @@ static int cmp(const void *a, const void *b)
 }
 
 /* One request on a new connection; 0 when a complete "HTTP/1.x 200"
- * response and then EOF arrived, else -1 (errno-ish reason in *why). */
+ * response and then EOF arrived, else -1 with the reason, a word, in *why. */
 static int http_once(const struct sockaddr_in *a, const char *req, uint64_t *connect_ns,
 		     const char **why)
 {
@@ -132,13 +132,16 @@ static int http_once(const struct sockaddr_in *a, const char *req, uint64_t *con
 	if (fd < 0)
 		die("socket");
 	if (connect(fd, (const struct sockaddr *)a, sizeof(*a)) < 0) {
-		*why = "connect";
+		*why = errno == ECONNREFUSED ? "connect_refused"
+		       : errno == ETIMEDOUT  ? "connect_timeout"
+		       : errno == EADDRNOTAVAIL ? "connect_no_port"
+					      : "connect_other";
 		close(fd);
 		return -1;
 	}
 	*connect_ns = ns() - t;
 	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
-		*why = "write";
+		*why = "write_failed";
 		close(fd);
 		return -1;
 	}
@@ -149,11 +152,11 @@ static int http_once(const struct sockaddr_in *a, const char *req, uint64_t *con
 	}
 	ok = !strncmp(head, "HTTP/1.", 7) && !strncmp(head + 9, "200", 3);
 	if (n < 0)
-		*why = errno == ECONNRESET ? (got ? "reset after data" : "reset before any data") : "read";
+		*why = errno != ECONNRESET ? "read_failed" : got ? "reset_after_data" : "reset_before_data";
 	else if (!got)
-		*why = "EOF before any data";
+		*why = "eof_before_data";
 	else if (!ok)
-		*why = "not HTTP 200";
+		*why = "not_http_200";
 	close(fd);
 	return n == 0 && ok ? 0 : -1;
 }
@@ -161,7 +164,11 @@ static int http_once(const struct sockaddr_in *a, const char *req, uint64_t *con
 static int httploop(const char *ip, int port, unsigned long n)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
-	unsigned long warm = 20, done = 0, errors = 0, reset0 = 0;
+	unsigned long warm = 20, done = 0, errors = 0, reset0 = 0, top = 0;
+	struct {
+		const char *why;
+		unsigned long n;
+	} kinds[16] = { { 0 } };
 	uint64_t *total = calloc(n, sizeof(*total)), *conn = calloc(n, sizeof(*conn)), t0 = 0;
 	char req[256];
 
@@ -177,8 +184,14 @@ static int httploop(const char *ip, int port, unsigned long n)
 		t = ns();
 		if (http_once(&a, req, &c, &why) < 0) {
 			if (i >= warm) {
+				size_t k = 0;
 				errors++;
-				reset0 += !strcmp(why, "reset before any data");
+				reset0 += !strcmp(why, "reset_before_data");
+				while (k < 15 && kinds[k].why && strcmp(kinds[k].why, why))
+					k++;
+				kinds[k].why = why;
+				if (++kinds[k].n > kinds[top].n)
+					top = k;
 			}
 			continue;
 		}
@@ -192,9 +205,11 @@ static int httploop(const char *ip, int port, unsigned long n)
 		die("httploop: no request succeeded");
 	qsort(total, done, sizeof(*total), cmp);
 	qsort(conn, done, sizeof(*conn), cmp);
-	printf("ok conns=%lu errors=%lu reset_before_data=%lu conn_per_sec=%.1f p50_us=%.1f p99_us=%.1f"
+	/* The rate counts the requests that succeeded. */
+	printf("ok conns=%lu errors=%lu top_error=%s reset_before_data=%lu conn_per_sec=%.1f"
+	       " p50_us=%.1f p99_us=%.1f"
 	       " connect_p50_us=%.1f connect_p99_us=%.1f\n",
-	       n, errors, reset0, (double)n / s, (double)total[done / 2] / 1e3,
+	       n, errors, errors ? kinds[top].why : "none", reset0, (double)done / s, (double)total[done / 2] / 1e3,
 	       (double)total[done * 99 / 100] / 1e3, (double)conn[done / 2] / 1e3,
 	       (double)conn[done * 99 / 100] / 1e3);
 	return 0;
