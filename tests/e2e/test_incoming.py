@@ -300,6 +300,13 @@ def test_path_filter_negative_lookahead_leaves_health_checks(cluster, build_dir,
     assert got == ["pod-original", "local-app /api/x", "pod-original", "local-app /v1?health"]
 
 
+def test_steal_over_ipv6_to_a_dual_stack_app(cluster, build_dir, tmp_path, apps):
+    a = start(apps, cluster, build_dir, tmp_path, {"mode": "steal"}, family="v6")
+    assert ask(cluster, [get("/six")], host=cluster.pod_ip6) == ["local-app /six"]
+    assert ask(cluster, [get("/four")]) == ["local-app /four"]
+    assert [r["path"] for r in a.requests()] == ["/six", "/four"]
+
+
 def test_port_mapping(cluster, build_dir, tmp_path, apps):
     """The app listens on 8000; port_mapping makes it the pod's port 80."""
     a = start(apps, cluster, build_dir, tmp_path,
