@@ -165,7 +165,7 @@ static void proto_addr_of(const struct sockaddr_storage *ss, struct proto_addr *
 static void send_incoming(struct agent_session *s, uint64_t id, uint16_t port, uint8_t mode,
 			  const struct sockaddr_storage *peer, const struct sockaddr_storage *orig)
 {
-	struct proto_msg m = { .type = PROTO_INCOMING, .id = id };
+	struct proto_msg m = {.type = PROTO_INCOMING, .id = id};
 
 	m.incoming.port = port;
 	m.incoming.mode = mode;
@@ -215,7 +215,7 @@ static void vs_free(struct inc_vs *vs)
 /* Ends vs now, telling the launcher (error 0: orderly, else a reset). */
 static void vs_close(struct inc_vs *vs, int error)
 {
-	struct proto_msg m = { .type = PROTO_STREAM_CLOSE, .id = vs->id, .error = error };
+	struct proto_msg m = {.type = PROTO_STREAM_CLOSE, .id = vs->id, .error = error};
 
 	agent_session_send(vs->s, &m);
 	vs_free(vs);
@@ -229,7 +229,7 @@ static bool vs_flush(struct inc_vs *vs)
 		uint32_t n = proto_credit_sendable(&vs->credit, buf_len(&vs->pending));
 		if (n == 0)
 			return false;
-		struct proto_msg m = { .type = PROTO_STREAM_DATA, .id = vs->id };
+		struct proto_msg m = {.type = PROTO_STREAM_DATA, .id = vs->id};
 		m.data.data = buf_data(&vs->pending);
 		m.data.len = n;
 		agent_session_send(vs->s, &m);
@@ -237,7 +237,7 @@ static bool vs_flush(struct inc_vs *vs)
 		buf_consume(&vs->pending, n);
 	}
 	if (vs->shut_queued && !vs->shut_sent) {
-		struct proto_msg m = { .type = PROTO_STREAM_SHUTDOWN, .id = vs->id };
+		struct proto_msg m = {.type = PROTO_STREAM_SHUTDOWN, .id = vs->id};
 		vs->shut_sent = true;
 		agent_session_send(vs->s, &m);
 	}
@@ -317,7 +317,7 @@ static int on_accept(struct loop_source *src, int fd, uint32_t events, void *use
 
 static int listen_on(int family, uint16_t port, uint16_t *ret_port)
 {
-	struct sockaddr_storage ss = { .ss_family = (sa_family_t)family };
+	struct sockaddr_storage ss = {.ss_family = (sa_family_t)family};
 	socklen_t sl = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 	int fd, one = 1, r;
 
@@ -373,8 +373,8 @@ static int setup(struct agent_incoming *inc, struct err *e)
 	if (r < 0)
 		goto fail;
 	for (int i = 0; i < 2; i++)
-		if (inc->lfd[i] >= 0 &&
-		    loop_add_io(inc->loop, inc->lfd[i], EPOLLIN, on_accept, inc, &inc->lsrc[i]) < 0) {
+		if (inc->lfd[i] >= 0 && loop_add_io(inc->loop, inc->lfd[i], EPOLLIN, on_accept, inc,
+						    &inc->lsrc[i]) < 0) {
 			r = err_set(e, -ENOMEM, "incoming listener");
 			goto fail;
 		}
@@ -393,7 +393,7 @@ fail:
 
 static void reply(struct agent_session *s, const struct proto_msg *req, int err)
 {
-	struct proto_msg m = { .type = req->type, .flags = PROTO_F_RESPONSE, .id = req->id };
+	struct proto_msg m = {.type = req->type, .flags = PROTO_F_RESPONSE, .id = req->id};
 
 	if (err)
 		proto_msg_error(&m, req, err);
@@ -486,13 +486,14 @@ static void subscribe(struct agent_incoming *inc, struct agent_session *s,
 		r = agent_redirect_steal_lock(port);
 		if (r < 0) {
 			if (r == -EADDRINUSE)
-				log_warn("session %" PRIu64 ": port %u is already stolen by another "
+				log_warn("session %" PRIu64
+					 ": port %u is already stolen by another "
 					 "podenv agent in this pod (one steal per port without an "
 					 "operator; mirror can be shared)",
 					 s->id, port);
 			else
-				log_warn("session %" PRIu64 ": port %u: steal lock: %s", s->id, port,
-					 strerror(-r));
+				log_warn("session %" PRIu64 ": port %u: steal lock: %s", s->id,
+					 port, strerror(-r));
 			if (new_port)
 				free(p);
 			agent_http_filter_free(filter);
@@ -604,7 +605,7 @@ static void sv_return_credit(struct inc_conn *c)
 	uint32_t inc = proto_credit_consumed(&vs->credit, vs->owed);
 	vs->owed = 0;
 	if (inc) {
-		struct proto_msg w = { .type = PROTO_STREAM_WINDOW, .id = vs->id, .window = inc };
+		struct proto_msg w = {.type = PROTO_STREAM_WINDOW, .id = vs->id, .window = inc};
 		agent_session_send(vs->s, &w);
 	}
 }
@@ -612,7 +613,7 @@ static void sv_return_credit(struct inc_conn *c)
 static int up_connect(struct inc_conn *c)
 {
 	socklen_t sl = c->orig.ss_family == AF_INET ? sizeof(struct sockaddr_in)
-						     : sizeof(struct sockaddr_in6);
+						    : sizeof(struct sockaddr_in6);
 	uint32_t mark = agent_redirect_mark(c->inc->rd);
 	int one = 1, fd, r;
 
@@ -872,8 +873,8 @@ static int steal_process(struct inc_conn *c)
 
 /* Response bytes (from the original app or a stolen request's stream)
  * run through parser rp to find where the response in flight ends. */
-static void steal_response_bytes(struct inc_conn *c, struct agent_http_parser *rp,
-				 const uint8_t *d, size_t len)
+static void steal_response_bytes(struct inc_conn *c, struct agent_http_parser *rp, const uint8_t *d,
+				 size_t len)
 {
 	/* Also with no input left: a response without body ENDs on the step
 	 * after its HEAD. */
@@ -962,8 +963,8 @@ static bool conn_check_end(struct inc_conn *c)
 	bool up_ready = c->ufd >= 0 && !c->u_connecting;
 
 	/* Client → app: the client's EOF follows its last byte. */
-	if (c->c_eof && up_ready && !c->u_shut && buf_len(&c->to_u) == 0 &&
-	    buf_len(&c->cin) == 0 && !(c->steal && c->busy && c->to_steal)) {
+	if (c->c_eof && up_ready && !c->u_shut && buf_len(&c->to_u) == 0 && buf_len(&c->cin) == 0 &&
+	    !(c->steal && c->busy && c->to_steal)) {
 		shutdown(c->ufd, SHUT_WR);
 		c->u_shut = true;
 	}
@@ -1107,7 +1108,7 @@ static void conn_free(struct inc_conn *c, bool reset)
 	struct agent_incoming *inc = c->inc;
 
 	if (reset) {
-		struct linger lg = { 1, 0 };
+		struct linger lg = {1, 0};
 		setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
 	while (c->mirrors)
@@ -1148,7 +1149,7 @@ static void conn_start(struct agent_incoming *inc, int cfd, const struct sockadd
 
 	setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (st && !st->filter) {
-		struct proto_msg m = { .type = PROTO_INCOMING, .id = new_stream_id(inc) };
+		struct proto_msg m = {.type = PROTO_INCOMING, .id = new_stream_id(inc)};
 		m.incoming.port = port;
 		m.incoming.mode = PROTO_STEAL;
 		proto_addr_of(peer, &m.incoming.remote, &m.incoming.remote_port);
@@ -1277,15 +1278,16 @@ void agent_incoming_input(struct agent_incoming *inc, struct agent_session *s,
 	switch (m->type) {
 	case PROTO_STREAM_DATA:
 		if (proto_credit_on_data(&vs->credit, m->data.len) < 0) {
-			agent_session_close(s, PROTO_BYE_PROTOCOL, "stream data beyond the granted window");
+			agent_session_close(s, PROTO_BYE_PROTOCOL,
+					    "stream data beyond the granted window");
 			return;
 		}
 		if (vs->mode == PROTO_MIRROR || !c) {
 			/* Mirror: the app's answers are not wanted; credit back. */
 			uint32_t w = proto_credit_consumed(&vs->credit, m->data.len);
 			if (w) {
-				struct proto_msg wm = { .type = PROTO_STREAM_WINDOW, .id = vs->id,
-							.window = w };
+				struct proto_msg wm = {
+					.type = PROTO_STREAM_WINDOW, .id = vs->id, .window = w};
 				agent_session_send(s, &wm);
 			}
 			return;
@@ -1295,8 +1297,8 @@ void agent_incoming_input(struct agent_incoming *inc, struct agent_session *s,
 			 * among the original app's answers. Dropped. */
 			uint32_t w = proto_credit_consumed(&vs->credit, m->data.len);
 			if (w) {
-				struct proto_msg wm = { .type = PROTO_STREAM_WINDOW, .id = vs->id,
-							.window = w };
+				struct proto_msg wm = {
+					.type = PROTO_STREAM_WINDOW, .id = vs->id, .window = w};
 				agent_session_send(s, &wm);
 			}
 			return;

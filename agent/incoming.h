@@ -12,8 +12,8 @@
 struct agent_incoming;
 
 struct agent_incoming_opts {
-	bool nft;	       /* nft instead of iptables (agent.nftables) */
-	bool flush;	       /* reset established connections of a newly redirected port */
+	bool nft;   /* nft instead of iptables (agent.nftables) */
+	bool flush; /* reset established connections of a newly redirected port */
 };
 
 /* Creates the (idle) incoming service on loop l; nothing is set up in the

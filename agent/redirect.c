@@ -61,7 +61,7 @@ struct agent_redirect {
 
 /* --- running the tools ------------------------------------------------------- */
 
-static const char *const tool_dirs[] = { "/usr/sbin", "/sbin", "/usr/bin", "/bin", "/" };
+static const char *const tool_dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin", "/"};
 
 static int tool_path(const char *tool, char *out, size_t outsz)
 {
@@ -77,11 +77,10 @@ static int tool_path(const char *tool, char *out, size_t outsz)
  * feeding it input, collecting stdout and stderr into *out (may be NULL).
  * 0 when it exits 0; otherwise -EIO (-ENOENT: not installed) with reterr
  * naming the tool and its first line of output. */
-static int run_tool(const char *const *args, const char *input, struct buf *out,
-		    struct err *reterr)
+static int run_tool(const char *const *args, const char *input, struct buf *out, struct err *reterr)
 {
 	char path[256];
-	int in[2] = { -1, -1 }, o[2] = { -1, -1 };
+	int in[2] = {-1, -1}, o[2] = {-1, -1};
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t none;
@@ -169,7 +168,7 @@ out_pipes:
  * an fd, or -EADDRINUSE while another process holds it. */
 static int abstract_bind(const char *what)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	size_t n = strlen(what);
 	int fd;
 
@@ -179,7 +178,8 @@ static int abstract_bind(const char *what)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) < 0) {
+	if (bind(fd, (struct sockaddr *)&sa,
+		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) < 0) {
 		int r = -errno;
 		close(fd);
 		return r;
@@ -225,7 +225,7 @@ static const char *restore_tool(int fam)
 
 static int ipt_restore(int fam, const char *batch, struct err *reterr)
 {
-	const char *args[] = { restore_tool(fam), "-w", "5", "--noflush", NULL };
+	const char *args[] = {restore_tool(fam), "-w", "5", "--noflush", NULL};
 
 	log_debug("%s:\n%s", args[0], batch);
 	return run_tool(args, batch, NULL, reterr);
@@ -233,7 +233,7 @@ static int ipt_restore(int fam, const char *batch, struct err *reterr)
 
 static int ipt_save(int fam, struct buf *out, struct err *reterr)
 {
-	const char *args[] = { save_tool(fam), "-t", "nat", NULL };
+	const char *args[] = {save_tool(fam), "-t", "nat", NULL};
 
 	return run_tool(args, NULL, out, reterr);
 }
@@ -304,12 +304,13 @@ static int ipt_set(struct agent_redirect *rd, int fam, const uint16_t *ports, si
 	buf_printf(&b, "*nat\n:" CHAIN_PREFIX "%s-PRE - [0:0]\n:" CHAIN_PREFIX "%s-OUT - [0:0]\n",
 		   rd->id, rd->id);
 	if (!*jumps)
-		buf_printf(&b,
-			   "-I PREROUTING 1 -m comment --comment \"podenv-agent %s\" -j " CHAIN_PREFIX
-			   "%s-PRE\n"
-			   "-I OUTPUT 1 -m comment --comment \"podenv-agent %s\" -j " CHAIN_PREFIX
-			   "%s-OUT\n",
-			   rd->id, rd->id, rd->id, rd->id);
+		buf_printf(
+			&b,
+			"-I PREROUTING 1 -m comment --comment \"podenv-agent %s\" -j " CHAIN_PREFIX
+			"%s-PRE\n"
+			"-I OUTPUT 1 -m comment --comment \"podenv-agent %s\" -j " CHAIN_PREFIX
+			"%s-OUT\n",
+			rd->id, rd->id, rd->id, rd->id);
 	/* Pass-through connections of this agent and of every older one
 	 * (marks BASE|1 .. BASE|seq) go past this chain, as CIDR-like blocks
 	 * of the range: see agent_redirect_mark(). */
@@ -363,7 +364,7 @@ static void ipt_ids(int fam, void (*fn)(const char *id, void *u), void *u)
 
 static int nft_run(const char *batch, struct err *reterr)
 {
-	const char *args[] = { "nft", "-f", "-", NULL };
+	const char *args[] = {"nft", "-f", "-", NULL};
 
 	log_debug("nft:\n%s", batch);
 	return run_tool(args, batch, NULL, reterr);
@@ -374,7 +375,9 @@ static int nft_remove(const char *id, struct err *reterr)
 	char batch[128];
 
 	/* "add" first: deleting a table that is not there is an error. */
-	snprintf(batch, sizeof(batch), "add table inet " TABLE_PREFIX "%s\ndelete table inet " TABLE_PREFIX "%s\n", id, id);
+	snprintf(batch, sizeof(batch),
+		 "add table inet " TABLE_PREFIX "%s\ndelete table inet " TABLE_PREFIX "%s\n", id,
+		 id);
 	return nft_run(batch, reterr);
 }
 
@@ -386,8 +389,7 @@ static int nft_priority(const struct agent_redirect *rd)
 	return -110 - (int)MIN(rd->seq, 89u);
 }
 
-static int nft_set(struct agent_redirect *rd, const uint16_t *ports, size_t n,
-		   struct err *reterr)
+static int nft_set(struct agent_redirect *rd, const uint16_t *ports, size_t n, struct err *reterr)
 {
 	struct buf b, set;
 	int r;
@@ -414,10 +416,9 @@ static int nft_set(struct agent_redirect *rd, const uint16_t *ports, size_t n,
 		   "    oifname \"lo\" tcp dport { %s } redirect to :%u\n"
 		   "  }\n"
 		   "}\n",
-		   rd->id, rd->id, rd->id, nft_priority(rd), (const char *)buf_data(&set), rd->lport,
-		   nft_priority(rd),
-		   AGENT_REDIRECT_MARK_MASK, AGENT_REDIRECT_MARK, rd->seq, (const char *)buf_data(&set),
-		   rd->lport);
+		   rd->id, rd->id, rd->id, nft_priority(rd), (const char *)buf_data(&set),
+		   rd->lport, nft_priority(rd), AGENT_REDIRECT_MARK_MASK, AGENT_REDIRECT_MARK,
+		   rd->seq, (const char *)buf_data(&set), rd->lport);
 	buf_append(&b, "", 1);
 	r = nft_run((const char *)buf_data(&b), reterr);
 	buf_done(&b);
@@ -427,13 +428,14 @@ static int nft_set(struct agent_redirect *rd, const uint16_t *ports, size_t n,
 
 static void nft_ids(void (*fn)(const char *id, void *u), void *u)
 {
-	const char *args[] = { "nft", "list", "tables", NULL };
+	const char *args[] = {"nft", "list", "tables", NULL};
 	struct buf out;
 
 	buf_init(&out);
 	if (run_tool(args, NULL, &out, NULL) == 0) {
 		buf_append(&out, "", 1);
-		for (char *p = (char *)buf_data(&out); (p = strstr(p, "table inet " TABLE_PREFIX));) {
+		for (char *p = (char *)buf_data(&out);
+		     (p = strstr(p, "table inet " TABLE_PREFIX));) {
 			p += strlen("table inet " TABLE_PREFIX);
 			if (strlen(p) >= ID_LEN && valid_id(p) &&
 			    (p[ID_LEN] == '\n' || p[ID_LEN] == '\0')) {
@@ -491,7 +493,7 @@ static void remove_if_stale(const char *id, void *u)
 static void remove_stale(const char *self)
 {
 	char path[256];
-	struct stale_ctx c = { .self = self };
+	struct stale_ctx c = {.self = self};
 
 	if (tool_path("iptables-save", path, sizeof(path)) == 0) {
 		c.fam = 4;
@@ -536,8 +538,8 @@ static unsigned next_seq(void)
 
 static int guard_start(struct agent_redirect *rd, struct err *reterr)
 {
-	const char *args[] = { "podenv-agent", "--redirect-guard", rd->id,
-			       rd->nft ? "nft" : "iptables", NULL };
+	const char *args[] = {"podenv-agent", "--redirect-guard", rd->id,
+			      rd->nft ? "nft" : "iptables", NULL};
 	int p[2];
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
@@ -570,7 +572,7 @@ static int guard_start(struct agent_redirect *rd, struct err *reterr)
 
 int agent_redirect_clean_start(pid_t *ret_pid)
 {
-	const char *args[] = { "podenv-agent", "--redirect-clean", NULL };
+	const char *args[] = {"podenv-agent", "--redirect-clean", NULL};
 	char path[256];
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
@@ -648,7 +650,8 @@ int agent_redirect_new(bool nft, uint16_t lport, bool v6, struct agent_redirect 
 		snprintf(rd->id, sizeof(rd->id), "%04x%02x%02x", rd->seq, rnd[0], rnd[1]);
 		rd->alive_fd = alive_bind(rd->id);
 		if (rd->alive_fd < 0 && rd->alive_fd != -EADDRINUSE) {
-			r = err_set_errno(reterr, rd->alive_fd, "binding the agent's identity socket");
+			r = err_set_errno(reterr, rd->alive_fd,
+					  "binding the agent's identity socket");
 			goto fail;
 		}
 	}
@@ -659,8 +662,8 @@ int agent_redirect_new(bool nft, uint16_t lport, bool v6, struct agent_redirect 
 	r = guard_start(rd, reterr);
 	if (r < 0)
 		goto fail;
-	log_info("redirect rules of this agent: %s%s (%s)", nft ? "table inet " TABLE_PREFIX : CHAIN_PREFIX,
-		 rd->id, nft ? "nft" : "iptables");
+	log_info("redirect rules of this agent: %s%s (%s)",
+		 nft ? "table inet " TABLE_PREFIX : CHAIN_PREFIX, rd->id, nft ? "nft" : "iptables");
 	*ret = rd;
 	return 0;
 fail:
@@ -726,10 +729,12 @@ static int diag_send(int fd, uint16_t type, uint16_t flags, uint8_t family,
 		     const struct inet_diag_sockid *id)
 {
 	struct diag_req q = {
-		.nlh = { .nlmsg_len = sizeof(q), .nlmsg_type = type,
-			 .nlmsg_flags = (uint16_t)(NLM_F_REQUEST | flags) },
-		.r = { .sdiag_family = family, .sdiag_protocol = IPPROTO_TCP,
-		       .idiag_states = (1u << TCP_ESTABLISHED) | (1u << TCP_CLOSE_WAIT) },
+		.nlh = {.nlmsg_len = sizeof(q),
+			.nlmsg_type = type,
+			.nlmsg_flags = (uint16_t)(NLM_F_REQUEST | flags)},
+		.r = {.sdiag_family = family,
+		      .sdiag_protocol = IPPROTO_TCP,
+		      .idiag_states = (1u << TCP_ESTABLISHED) | (1u << TCP_CLOSE_WAIT)},
 	};
 
 	if (id)
@@ -782,7 +787,8 @@ int agent_redirect_flush(uint16_t port)
 			ssize_t n = recv(fd, msgs, sizeof(msgs), 0);
 			struct nlmsghdr *h = (void *)msgs;
 			if (n >= (ssize_t)(sizeof(*h) + sizeof(struct nlmsgerr)) &&
-			    h->nlmsg_type == NLMSG_ERROR && ((struct nlmsgerr *)NLMSG_DATA(h))->error == 0)
+			    h->nlmsg_type == NLMSG_ERROR &&
+			    ((struct nlmsgerr *)NLMSG_DATA(h))->error == 0)
 				count++;
 		}
 		free(ids);

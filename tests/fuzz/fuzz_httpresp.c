@@ -100,7 +100,8 @@ static void run(const uint8_t *d, size_t len, unsigned seed, uint8_t heads, stru
 					buf_append(&t->events, rec, sizeof(rec));
 					if (h->status >= 200) {
 						finals++;
-						agent_http_parser_expect(p, heads >> (finals % 8) & 1);
+						agent_http_parser_expect(p,
+									 heads >> (finals % 8) & 1);
 					}
 				}
 			} else {
@@ -117,7 +118,8 @@ static void run(const uint8_t *d, size_t len, unsigned seed, uint8_t heads, stru
 				buf_append(&t->out, d + off, len - off);
 				off = len;
 				t->terminal = ev;
-				check(agent_http_parser_feed(p, c, piece, &used) == ev && used == 0);
+				check(agent_http_parser_feed(p, c, piece, &used) == ev &&
+				      used == 0);
 				break;
 			}
 			c += used;
