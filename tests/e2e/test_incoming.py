@@ -66,7 +66,7 @@ def serve_echo(c, port):
             d = c.recv(65536)
             if not d:
                 return
-            log(port=port, echo=d.hex())
+            log(port=port, echo=len(d))
             c.sendall(d)
 def accept(s, port):
     while True:
@@ -320,16 +320,21 @@ def test_non_http_on_a_port_the_pod_does_not_have(cluster, build_dir, tmp_path, 
     bytes both ways; nothing else breaks."""
     a = start(apps, cluster, build_dir, tmp_path, {"mode": "steal"}, kind="echo",
               ports="7000,7001")
-    code = ("import socket, sys\n"
-            "c = socket.create_connection((sys.argv[1], 7000), timeout=10)\n"
-            "data = bytes(range(256)) * 64\n"
-            "c.sendall(data); c.shutdown(socket.SHUT_WR)\n"
-            "got = b''\n"
-            "while True:\n"
-            "    d = c.recv(65536)\n"
-            "    if not d: break\n"
-            "    got += d\n"
-            "print(got == data)\n")
+    # 8 MiB each way, read while writing, far more than the credit windows
+    # and socket buffers hold; then a half-close that must reach the app
+    # (it closes on EOF, which ends the client's read)
+    code = ("import socket, sys, threading\n"
+            "c = socket.create_connection((sys.argv[1], 7000), timeout=20)\n"
+            "data = bytes(range(256)) * 32768\n"
+            "got = []\n"
+            "def rd():\n"
+            "    while True:\n"
+            "        d = c.recv(65536)\n"
+            "        if not d: break\n"
+            "        got.append(d)\n"
+            "t = threading.Thread(target=rd); t.start()\n"
+            "c.sendall(data); c.shutdown(socket.SHUT_WR); t.join()\n"
+            "print(b''.join(got) == data)\n")
     r = cluster.in_netns("client", PY, "-c", code, cluster.pod_ip, timeout=30)
     assert r.stdout.strip() == "True", r.stderr + a.err()
     assert ask(cluster, [get("/still-pod")]) == ["pod-original"]
