@@ -19,6 +19,7 @@
  * connections to the original app out of the redirect.
  */
 #define LOG_TARGET "podenv::agent::redirect"
+#include <assert.h>
 #include <fcntl.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
@@ -56,7 +57,7 @@ struct agent_redirect {
 	int alive_fd;
 	int guard_fd; /* write end of the guard's pipe: EOF tells it we are gone */
 	pid_t guard_pid;
-	bool jumps[2]; /* iptables: the jumps to our chains exist (v4, v6) */
+	bool jumps; /* iptables: the jumps to our chains exist */
 };
 
 /* --- running the tools ------------------------------------------------------- */
@@ -73,21 +74,27 @@ static int tool_path(const char *tool, char *out, size_t outsz)
 	return -ENOENT;
 }
 
-/* Runs tool with args (NULL-terminated, args[0] is the tool's name),
- * feeding it input, collecting stdout and stderr into *out (may be NULL).
- * 0 when it exits 0; otherwise -EIO (-ENOENT: not installed) with reterr
- * naming the tool and its first line of output. */
-static int run_tool(const char *const *args, const char *input, struct buf *out, struct err *reterr)
+struct tool_run {
+	const char *name;
+	pid_t pid;
+	int out_fd; /* its stdout and stderr */
+};
+
+/* Starts tool args (NULL-terminated, args[0] is the tool's name), feeding
+ * it input (NULL: nothing); collect it with tool_finish(). -ENOENT when
+ * it is not installed, with reterr saying so. */
+static int tool_start(const char *const *args, const char *input, struct tool_run *t,
+		      struct err *reterr)
 {
 	char path[256];
 	int in[2] = {-1, -1}, o[2] = {-1, -1};
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t none;
-	struct buf tmp;
-	pid_t pid;
-	int r, status;
+	int r;
 
+	t->name = args[0];
+	t->out_fd = -1;
 	if (tool_path(args[0], path, sizeof(path)) < 0)
 		return err_set(reterr, -ENOENT,
 			       "%s not found (install the iptables or nftables package in the "
@@ -95,7 +102,7 @@ static int run_tool(const char *const *args, const char *input, struct buf *out,
 			       args[0]);
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(o, O_CLOEXEC) < 0) {
 		r = err_set_errno(reterr, -errno, "pipe");
-		goto out_pipes;
+		goto fail;
 	}
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
@@ -105,17 +112,17 @@ static int run_tool(const char *const *args, const char *input, struct buf *out,
 	sigemptyset(&none);
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
-	r = posix_spawn(&pid, path, &fa, &at, (char *const *)args, environ);
+	r = posix_spawn(&t->pid, path, &fa, &at, (char *const *)args, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (r != 0) {
 		r = err_set_errno(reterr, -r, "running %s", path);
-		goto out_pipes;
+		goto fail;
 	}
 	closep(&in[0]);
 	closep(&o[1]);
 	if (input) {
-		/* Batches are a few hundred bytes: the pipe takes them whole. */
+		/* Batches are a few KiB at most: the pipe takes them whole. */
 		size_t len = strlen(input), done = 0;
 		while (done < len) {
 			ssize_t n = write(in[1], input + done, len - done);
@@ -127,25 +134,43 @@ static int run_tool(const char *const *args, const char *input, struct buf *out,
 		}
 	}
 	closep(&in[1]);
+	t->out_fd = o[0];
+	return 0;
+fail:
+	closep(&in[0]);
+	closep(&in[1]);
+	closep(&o[0]);
+	closep(&o[1]);
+	return r;
+}
+
+/* Waits for a started tool, collecting its output into *out (may be
+ * NULL). 0 when it exits 0; otherwise -EIO, or -EPERM when it says it
+ * lacks the privilege, with reterr naming the tool and its first line. */
+static int tool_finish(struct tool_run *t, struct buf *out, struct err *reterr)
+{
+	struct buf tmp;
+	int r, status;
+
 	buf_init(&tmp);
 	for (;;) {
 		void *p = buf_reserve(&tmp, 4096);
-		ssize_t n = read(o[0], p, 4096);
+		ssize_t n = read(t->out_fd, p, 4096);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
 		buf_commit(&tmp, (size_t)n);
 	}
-	closep(&o[0]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+	closep(&t->out_fd);
+	while (waitpid(t->pid, &status, 0) < 0 && errno == EINTR)
 		;
 	buf_append(&tmp, "", 1);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		const char *text = (const char *)buf_data(&tmp);
-		/* The usual reason is a missing CAP_NET_ADMIN: say EPERM. */
+		/* The usual reason is a missing CAP_NET_ADMIN. */
 		bool perm = strstr(text, "ermission denied") || strstr(text, "not permitted");
-		r = err_set(reterr, perm ? -EPERM : -EIO, "%s failed: %.*s", args[0],
+		r = err_set(reterr, perm ? -EPERM : -EIO, "%s failed: %.*s", t->name,
 			    (int)strcspn(text, "\n"), *text ? text : "(no output)");
 	} else {
 		r = 0;
@@ -154,12 +179,45 @@ static int run_tool(const char *const *args, const char *input, struct buf *out,
 		buf_append(out, buf_data(&tmp), buf_len(&tmp) - 1);
 	buf_done(&tmp);
 	return r;
-out_pipes:
-	closep(&in[0]);
-	closep(&in[1]);
-	closep(&o[0]);
-	closep(&o[1]);
+}
+
+/* Runs n tools at once (IPv4 and IPv6 batches, listings of every
+ * backend): the loop waits for the slowest, not for the sum. rs[i] (may
+ * be NULL) gets each one's result; returns the first error (reterr set
+ * for it alone). outs[i] may be NULL. */
+#define TOOLS_MAX 3
+static int run_tools(size_t n, const char *const *const args[], const char *const inputs[],
+		     struct buf *const outs[], int rs[], struct err *reterr)
+{
+	struct tool_run t[TOOLS_MAX];
+	int r = 0, each[TOOLS_MAX];
+
+	assert(n <= TOOLS_MAX);
+	for (size_t i = 0; i < n; i++) {
+		each[i] = tool_start(args[i], inputs ? inputs[i] : NULL, &t[i],
+				     r < 0 ? NULL : reterr);
+		if (each[i] < 0 && r == 0)
+			r = each[i];
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (each[i] == 0) {
+			each[i] = tool_finish(&t[i], outs ? outs[i] : NULL, r < 0 ? NULL : reterr);
+			if (each[i] < 0 && r == 0)
+				r = each[i];
+		}
+		if (rs)
+			rs[i] = each[i];
+	}
 	return r;
+}
+
+static int run_tool(const char *const *args, const char *input, struct buf *out, struct err *reterr)
+{
+	const char *const *const a[] = {args};
+	const char *const in[] = {input};
+	struct buf *const o[] = {out};
+
+	return run_tools(1, a, in, o, NULL, reterr);
 }
 
 /* --- identities --------------------------------------------------------------- */
@@ -213,60 +271,44 @@ static bool valid_id(const char *s)
 
 /* --- iptables ------------------------------------------------------------------ */
 
-static const char *save_tool(int fam)
+/* Agent ids with objects in a listing: iptables-save's ":PODENV-<id>-"
+ * chains, or nft's "table inet podenv_<id>". */
+static void ids_parse(const char *text, bool nft, void (*fn)(const char *id, void *u), void *u)
 {
-	return fam == 6 ? "ip6tables-save" : "iptables-save";
+	const char *mark = nft ? "table inet " TABLE_PREFIX : "\n:" CHAIN_PREFIX;
+
+	for (const char *p = text; (p = strstr(p, mark));) {
+		p += strlen(mark);
+		if (strlen(p) >= ID_LEN && valid_id(p) &&
+		    (nft ? (p[ID_LEN] == '\n' || p[ID_LEN] == '\0') : p[ID_LEN] == '-')) {
+			char id[ID_LEN + 1];
+			memcpy(id, p, ID_LEN);
+			id[ID_LEN] = '\0';
+			fn(id, u);
+		}
+	}
 }
 
-static const char *restore_tool(int fam)
-{
-	return fam == 6 ? "ip6tables-restore" : "iptables-restore";
-}
-
-static int ipt_restore(int fam, const char *batch, struct err *reterr)
-{
-	const char *args[] = {restore_tool(fam), "-w", "5", "--noflush", NULL};
-
-	log_debug("%s:\n%s", args[0], batch);
-	return run_tool(args, batch, NULL, reterr);
-}
-
-static int ipt_save(int fam, struct buf *out, struct err *reterr)
-{
-	const char *args[] = {save_tool(fam), "-t", "nat", NULL};
-
-	return run_tool(args, NULL, out, reterr);
-}
-
-/* Removes the jumps to and the chains of agent `id` in family fam, as
- * iptables-save shows them now (so a rule another tool changed is still
- * found). Nothing to remove is success. */
-static int ipt_remove(int fam, const char *id, struct err *reterr)
+/* The batch that removes the jumps to and the chains of agent `id` from
+ * an iptables-save dump (as it is now, so a rule another tool changed is
+ * still found); false when nothing of it is there. */
+static bool ipt_remove_batch(const char *save, const char *id, struct buf *batch)
 {
 	char chain[32];
-	struct buf save, batch, tail;
-	int r;
+	struct buf tail;
+	bool any = false;
 
 	snprintf(chain, sizeof(chain), CHAIN_PREFIX "%s-", id);
-	buf_init(&save);
-	r = ipt_save(fam, &save, reterr);
-	if (r < 0) {
-		buf_done(&save);
-		return r;
-	}
-	buf_append(&save, "", 1);
-	buf_init(&batch);
 	buf_init(&tail);
-	buf_printf(&batch, "*nat\n");
-	bool any = false;
-	for (char *line = (char *)buf_data(&save); *line;) {
-		char *nl = strchr(line, '\n');
+	buf_printf(batch, "*nat\n");
+	for (const char *line = save; *line;) {
+		const char *nl = strchr(line, '\n');
 		size_t len = nl ? (size_t)(nl - line) : strlen(line);
-		char *j = memmem(line, len, "-j ", 3);
+		const char *j = memmem(line, len, "-j ", 3);
 		if (len > 3 && line[0] == '-' && line[1] == 'A' && j &&
 		    strncmp(j + 3, chain, strlen(chain)) == 0) {
 			/* "-A CHAIN spec" -> "-D CHAIN spec" */
-			buf_printf(&batch, "-D%.*s\n", (int)(len - 2), line + 2);
+			buf_printf(batch, "-D%.*s\n", (int)(len - 2), line + 2);
 			any = true;
 		} else if (line[0] == ':' && strncmp(line + 1, chain, strlen(chain)) == 0) {
 			size_t n = strcspn(line + 1, " \n");
@@ -275,37 +317,68 @@ static int ipt_remove(int fam, const char *id, struct err *reterr)
 		}
 		line += len + (nl ? 1 : 0);
 	}
-	buf_append(&batch, buf_data(&tail), buf_len(&tail));
-	buf_printf(&batch, "COMMIT\n");
-	buf_append(&batch, "", 1);
-	r = any ? ipt_restore(fam, (const char *)buf_data(&batch), reterr) : 0;
-	buf_done(&save);
-	buf_done(&batch);
+	buf_append(batch, buf_data(&tail), buf_len(&tail));
+	buf_printf(batch, "COMMIT\n");
+	buf_append(batch, "", 1);
 	buf_done(&tail);
+	return any;
+}
+
+static const char *const ipt_save_v4[] = {"iptables-save", "-t", "nat", NULL};
+static const char *const ipt_save_v6[] = {"ip6tables-save", "-t", "nat", NULL};
+static const char *const ipt_restore_v4[] = {"iptables-restore", "-w", "5", "--noflush", NULL};
+static const char *const ipt_restore_v6[] = {"ip6tables-restore", "-w", "5", "--noflush", NULL};
+
+/* Removes agent id's iptables rules, IPv4 and IPv6 at once. Nothing to
+ * remove is success. */
+static int ipt_remove(const char *id, struct err *reterr)
+{
+	const char *const *const saves[] = {ipt_save_v4, ipt_save_v6};
+	const char *const *restores[2];
+	const char *batches[2];
+	struct buf save[2], batch[2];
+	struct buf *const outs[] = {&save[0], &save[1]};
+	int rs[2], r;
+	size_t n = 0;
+
+	for (int i = 0; i < 2; i++) {
+		buf_init(&save[i]);
+		buf_init(&batch[i]);
+	}
+	r = run_tools(2, saves, NULL, outs, rs, reterr);
+	for (int i = 0; i < 2; i++) {
+		if (rs[i] < 0)
+			continue;
+		buf_append(&save[i], "", 1);
+		if (ipt_remove_batch((const char *)buf_data(&save[i]), id, &batch[i])) {
+			restores[n] = i ? ipt_restore_v6 : ipt_restore_v4;
+			batches[n++] = (const char *)buf_data(&batch[i]);
+		}
+	}
+	if (n > 0) {
+		int r2 = run_tools(n, restores, batches, NULL, NULL, r < 0 ? NULL : reterr);
+		if (r == 0)
+			r = r2;
+	}
+	for (int i = 0; i < 2; i++) {
+		buf_done(&save[i]);
+		buf_done(&batch[i]);
+	}
 	return r;
 }
 
-static int ipt_set(struct agent_redirect *rd, int fam, const uint16_t *ports, size_t n,
-		   struct err *reterr)
+/* The batch that makes rd's chains in one family redirect exactly
+ * ports[0..n) (n > 0). */
+static void ipt_set_batch(const struct agent_redirect *rd, const uint16_t *ports, size_t n,
+			  struct buf *b)
 {
-	bool *jumps = &rd->jumps[fam == 6];
-	struct buf b;
-	int r;
-
-	if (n == 0) {
-		r = ipt_remove(fam, rd->id, reterr);
-		if (r == 0)
-			*jumps = false;
-		return r;
-	}
-	buf_init(&b);
 	/* Declaring a chain with --noflush empties it: the rules below are
 	 * the whole new content. */
-	buf_printf(&b, "*nat\n:" CHAIN_PREFIX "%s-PRE - [0:0]\n:" CHAIN_PREFIX "%s-OUT - [0:0]\n",
+	buf_printf(b, "*nat\n:" CHAIN_PREFIX "%s-PRE - [0:0]\n:" CHAIN_PREFIX "%s-OUT - [0:0]\n",
 		   rd->id, rd->id);
-	if (!*jumps)
+	if (!rd->jumps)
 		buf_printf(
-			&b,
+			b,
 			"-I PREROUTING 1 -m comment --comment \"podenv-agent %s\" -j " CHAIN_PREFIX
 			"%s-PRE\n"
 			"-I OUTPUT 1 -m comment --comment \"podenv-agent %s\" -j " CHAIN_PREFIX
@@ -318,46 +391,51 @@ static int ipt_set(struct agent_redirect *rd, int fam, const uint16_t *ports, si
 		unsigned size = 1;
 		while ((lo & (size * 2 - 1)) == 0 && lo + size * 2 - 1 <= rd->seq)
 			size *= 2;
-		buf_printf(&b, "-A " CHAIN_PREFIX "%s-OUT -m mark --mark 0x%x/0x%x -j RETURN\n",
+		buf_printf(b, "-A " CHAIN_PREFIX "%s-OUT -m mark --mark 0x%x/0x%x -j RETURN\n",
 			   rd->id, AGENT_REDIRECT_MARK | lo,
 			   AGENT_REDIRECT_MARK_MASK | (0xffffu & ~(size - 1)));
 		lo += size;
 	}
 	for (size_t i = 0; i < n; i++)
-		buf_printf(&b,
+		buf_printf(b,
 			   "-A " CHAIN_PREFIX "%s-PRE -p tcp -m tcp --dport %u -j REDIRECT "
 			   "--to-ports %u\n"
 			   "-A " CHAIN_PREFIX "%s-OUT -o lo -p tcp -m tcp --dport %u -j REDIRECT "
 			   "--to-ports %u\n",
 			   rd->id, ports[i], rd->lport, rd->id, ports[i], rd->lport);
-	buf_printf(&b, "COMMIT\n");
-	buf_append(&b, "", 1);
-	r = ipt_restore(fam, (const char *)buf_data(&b), reterr);
-	buf_done(&b);
-	if (r == 0)
-		*jumps = true;
-	return r;
+	buf_printf(b, "COMMIT\n");
+	buf_append(b, "", 1);
 }
 
-/* Agent ids that have chains in family fam. */
-static void ipt_ids(int fam, void (*fn)(const char *id, void *u), void *u)
+/* IPv4 and IPv6 at once (the same rules); all or nothing. */
+static int ipt_set(struct agent_redirect *rd, const uint16_t *ports, size_t n, struct err *reterr)
 {
-	struct buf save;
+	const char *const *const restores[] = {ipt_restore_v4, ipt_restore_v6};
+	const char *batches[2];
+	struct buf b;
+	int r;
 
-	buf_init(&save);
-	if (ipt_save(fam, &save, NULL) == 0) {
-		buf_append(&save, "", 1);
-		for (char *p = (char *)buf_data(&save); (p = strstr(p, "\n:" CHAIN_PREFIX));) {
-			p += 2 + strlen(CHAIN_PREFIX);
-			if (strlen(p) > ID_LEN && valid_id(p) && p[ID_LEN] == '-') {
-				char id[ID_LEN + 1];
-				memcpy(id, p, ID_LEN);
-				id[ID_LEN] = '\0';
-				fn(id, u);
-			}
-		}
+	if (n == 0) {
+		r = ipt_remove(rd->id, reterr);
+		if (r == 0)
+			rd->jumps = false;
+		return r;
 	}
-	buf_done(&save);
+	buf_init(&b);
+	ipt_set_batch(rd, ports, n, &b);
+	log_debug("iptables-restore%s:\n%s", rd->v6 ? " and ip6tables-restore" : "",
+		  (const char *)buf_data(&b));
+	batches[0] = batches[1] = (const char *)buf_data(&b);
+	r = run_tools(rd->v6 ? 2 : 1, restores, batches, NULL, NULL, reterr);
+	buf_done(&b);
+	if (r < 0) {
+		/* One family may have taken it: take it back out. */
+		ipt_remove(rd->id, NULL);
+		rd->jumps = false;
+		return r;
+	}
+	rd->jumps = true;
+	return 0;
 }
 
 /* --- nft ----------------------------------------------------------------------- */
@@ -426,46 +504,17 @@ static int nft_set(struct agent_redirect *rd, const uint16_t *ports, size_t n, s
 	return r;
 }
 
-static void nft_ids(void (*fn)(const char *id, void *u), void *u)
-{
-	const char *args[] = {"nft", "list", "tables", NULL};
-	struct buf out;
-
-	buf_init(&out);
-	if (run_tool(args, NULL, &out, NULL) == 0) {
-		buf_append(&out, "", 1);
-		for (char *p = (char *)buf_data(&out);
-		     (p = strstr(p, "table inet " TABLE_PREFIX));) {
-			p += strlen("table inet " TABLE_PREFIX);
-			if (strlen(p) >= ID_LEN && valid_id(p) &&
-			    (p[ID_LEN] == '\n' || p[ID_LEN] == '\0')) {
-				char id[ID_LEN + 1];
-				memcpy(id, p, ID_LEN);
-				id[ID_LEN] = '\0';
-				fn(id, u);
-			}
-		}
-	}
-	buf_done(&out);
-}
-
 /* --- both ---------------------------------------------------------------------- */
 
 static int remove_all(bool nft, const char *id, struct err *reterr)
 {
-	int r, r6;
-
-	if (nft)
-		return nft_remove(id, reterr);
-	r = ipt_remove(4, id, reterr);
-	r6 = ipt_remove(6, id, r < 0 ? NULL : reterr);
-	return r < 0 ? r : r6;
+	return nft ? nft_remove(id, reterr) : ipt_remove(id, reterr);
 }
 
 struct stale_ctx {
 	bool nft;
-	int fam;
 	const char *self;
+	unsigned max_live; /* the largest sequence number of a live agent */
 };
 
 static void remove_if_stale(const char *id, void *u)
@@ -477,61 +526,67 @@ static void remove_if_stale(const char *id, void *u)
 	if (c->self && strcmp(id, c->self) == 0)
 		return;
 	fd = alive_bind(id);
-	if (fd < 0)
-		return; /* its agent is alive (or we cannot tell): leave it */
+	if (fd < 0) {
+		/* Its agent is alive (or we cannot tell): leave it. */
+		unsigned seq = 0;
+		sscanf(id, "%4x", &seq);
+		if (seq > c->max_live)
+			c->max_live = seq;
+		return;
+	}
 	err_clear(&e);
-	if ((c->nft ? nft_remove(id, &e) : ipt_remove(c->fam, id, &e)) < 0)
+	if (remove_all(c->nft, id, &e) < 0)
 		log_warn("cannot remove the stale redirect rules of agent %s: %s", id, e.msg);
 	else
-		log_info("removed stale redirect rules of agent %s (IPv%d%s)", id,
-			 c->nft ? 46 : c->fam, c->nft ? ", nft" : "");
+		log_info("removed stale redirect rules of agent %s (%s)", id,
+			 c->nft ? "nft" : "iptables");
 	close(fd);
 }
 
-/* Stale rules of dead agents, in every backend installed here: an agent
- * killed with another setting may have left them. */
-static void remove_stale(const char *self)
+/* Removes the stale rules of dead agents, in every backend installed here
+ * (an agent killed with another setting may have left them); the three
+ * listings run at once. Returns the largest sequence number of the live
+ * agents with rules here. */
+static unsigned remove_stale(const char *self)
 {
-	char path[256];
+	static const char *const nft_list[] = {"nft", "list", "tables", NULL};
+	const char *const *args[TOOLS_MAX] = {NULL};
+	bool is_nft[TOOLS_MAX] = {false};
+	struct buf out[TOOLS_MAX];
+	struct buf *outs[TOOLS_MAX] = {NULL};
 	struct stale_ctx c = {.self = self};
+	char path[256];
+	int rs[TOOLS_MAX];
+	size_t n = 0;
 
 	if (tool_path("iptables-save", path, sizeof(path)) == 0) {
-		c.fam = 4;
-		ipt_ids(4, remove_if_stale, &c);
-		c.fam = 6;
-		if (tool_path("ip6tables-save", path, sizeof(path)) == 0)
-			ipt_ids(6, remove_if_stale, &c);
+		is_nft[n] = false;
+		args[n++] = ipt_save_v4;
+		if (tool_path("ip6tables-save", path, sizeof(path)) == 0) {
+			is_nft[n] = false;
+			args[n++] = ipt_save_v6;
+		}
 	}
 	if (tool_path("nft", path, sizeof(path)) == 0) {
-		c.nft = true;
-		nft_ids(remove_if_stale, &c);
+		is_nft[n] = true;
+		args[n++] = nft_list;
 	}
-}
-
-static void max_seq(const char *id, void *u)
-{
-	unsigned *max = u, seq = 0;
-
-	sscanf(id, "%4x", &seq);
-	if (seq > *max)
-		*max = seq;
-}
-
-/* One more than the sequence number of every agent with rules here
- * (stale ones are gone already). */
-static unsigned next_seq(void)
-{
-	char path[256];
-	unsigned max = 0;
-
-	if (tool_path("iptables-save", path, sizeof(path)) == 0) {
-		ipt_ids(4, max_seq, &max);
-		if (tool_path("ip6tables-save", path, sizeof(path)) == 0)
-			ipt_ids(6, max_seq, &max);
+	for (size_t i = 0; i < n; i++) {
+		buf_init(&out[i]);
+		outs[i] = &out[i];
 	}
-	if (tool_path("nft", path, sizeof(path)) == 0)
-		nft_ids(max_seq, &max);
-	return MIN(max + 1, 0xffffu);
+	if (n == 0)
+		return 0;
+	run_tools(n, (const char *const *const *)args, NULL, outs, rs, NULL);
+	for (size_t i = 0; i < n; i++) {
+		if (rs[i] == 0) {
+			buf_append(&out[i], "", 1);
+			c.nft = is_nft[i];
+			ids_parse((const char *)buf_data(&out[i]), is_nft[i], remove_if_stale, &c);
+		}
+		buf_done(&out[i]);
+	}
+	return c.max_live;
 }
 
 /* --- the guard ------------------------------------------------------------------ */
@@ -640,8 +695,7 @@ int agent_redirect_new(bool nft, uint16_t lport, bool v6, struct agent_redirect 
 	rd->v6 = v6;
 	rd->lport = lport;
 	rd->alive_fd = rd->guard_fd = -1;
-	remove_stale(NULL);
-	rd->seq = next_seq();
+	rd->seq = MIN(remove_stale(NULL) + 1, 0xffffu);
 	for (int tries = 0; tries < 16 && rd->alive_fd < 0; tries++) {
 		if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
 			r = err_set_errno(reterr, -errno, "getrandom");
@@ -685,19 +739,7 @@ uint32_t agent_redirect_mark(const struct agent_redirect *r)
 int agent_redirect_set(struct agent_redirect *rd, const uint16_t *ports, size_t n,
 		       struct err *reterr)
 {
-	int r;
-
-	if (rd->nft)
-		return nft_set(rd, ports, n, reterr);
-	r = ipt_set(rd, 4, ports, n, reterr);
-	if (r < 0 || !rd->v6)
-		return r;
-	r = ipt_set(rd, 6, ports, n, reterr);
-	if (r < 0 && n > 0) {
-		struct err ignored;
-		ipt_set(rd, 4, NULL, 0, &ignored); /* all or nothing */
-	}
-	return r;
+	return rd->nft ? nft_set(rd, ports, n, reterr) : ipt_set(rd, ports, n, reterr);
 }
 
 void agent_redirect_free(struct agent_redirect *rd)
