@@ -53,12 +53,11 @@
 
 #define CHECK_EVERY (1 * USEC_PER_SEC)
 
-
 /* --- the filter (sandbox child) ------------------------------------------------ */
 
 int listen_filter_install(bool with_connect, struct err *reterr)
 {
-	const int nrs[] = { __NR_listen, __NR_connect };
+	const int nrs[] = {__NR_listen, __NR_connect};
 
 	return seccomp_notify_install(nrs, with_connect ? 2 : 1,
 				      "reports the app's listen() (or set "
@@ -78,6 +77,7 @@ struct listen_watch {
 	struct loop *loop;
 	int notify_fd;
 	int diag_fd;
+	struct nsock *ns;
 	struct loop_source *notify_src;
 	struct loop_source *timer;
 	const struct listen_watch_ops *ops;
@@ -111,7 +111,6 @@ void listen_watch_answer(struct listen_watch *w, uint64_t token, int err)
 	k->waiting = false;
 	answer(w, token, err);
 }
-
 
 /* Reads what the app's socket is. 1: a TCP socket of ours to report
  * (*ls filled), 0: something else (let it be), < 0: an error. */
@@ -243,8 +242,17 @@ static int diag_dump(struct listen_watch *w, int family, int proto, uint32_t sta
 	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
 	static uint8_t buf[32768] __attribute__((aligned(8)));
 
-	if (w->diag_fd < 0)
-		return -ENOTCONN;
+	if (w->diag_fd < 0) {
+		struct timeval tv = {.tv_sec = 2};
+		int fd = nsock_socket(w->ns, AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG);
+		if (fd < 0)
+			return fd;
+		/* Dumps are synchronous and short; the timeout only guards a
+		 * kernel that never answers. */
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		w->diag_fd = fd;
+	}
 	if (sendto(w->diag_fd, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
 	for (;;) {
@@ -354,22 +362,14 @@ int listen_watch_new(struct loop *loop, int notify_fd, struct nsock *ns,
 		     struct err *reterr)
 {
 	struct listen_watch *w = xcalloc(1, sizeof(*w));
-	struct timeval tv = {.tv_sec = 2};
 	int r;
 
 	w->loop = loop;
 	w->notify_fd = notify_fd;
 	w->ops = ops;
 	w->userdata = userdata;
-	w->diag_fd = nsock_socket(ns, AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG);
-	if (w->diag_fd < 0) {
-		r = err_set_errno(reterr, w->diag_fd, "a sock_diag socket in the app's namespace");
-		goto fail;
-	}
-	/* Dumps are synchronous and short; the timeout only guards a kernel
-	 * that never answers. */
-	fcntl(w->diag_fd, F_SETFL, fcntl(w->diag_fd, F_GETFL) & ~O_NONBLOCK);
-	setsockopt(w->diag_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	w->ns = ns;
+	w->diag_fd = -1; /* made at the first dump: not every app listens */
 	r = loop_add_io(loop, notify_fd, EPOLLIN, on_notify, w, &w->notify_src);
 	if (r >= 0)
 		r = loop_add_timer(loop, USEC_INFINITY, on_timer, w, &w->timer);

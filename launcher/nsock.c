@@ -11,6 +11,7 @@
  * with the launcher (PR_SET_PDEATHSIG, and EOF on its socket).
  */
 #define LOG_TARGET "podenv::incoming"
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -38,6 +39,9 @@ struct nsock {
 	struct cache cache[2]; /* TCP over IPv4, IPv6 */
 	struct loop_source *src;
 	struct cache *refilling; /* a background request is out for it */
+	struct loop *loop;
+	int netns_fd; /* our copy, for the helper */
+	int failed;   /* the helper could not start: this errno, for good */
 };
 
 struct request {
@@ -99,45 +103,64 @@ static void __attribute__((noreturn)) helper_main(int sock, int netns_fd, pid_t 
 
 static int on_answer(struct loop_source *s, int fd, uint32_t events, void *userdata);
 
-int nsock_new(struct loop *loop, int netns_fd, struct nsock **ret, struct err *reterr)
+/* Forks the helper (on first use: a session whose app never listens
+ * never pays for it). */
+static int helper_start(struct nsock *n)
 {
 	int sv[2], status = 0;
 	pid_t parent = getpid();
 
+	if (n->failed)
+		return n->failed;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return err_set_errno(reterr, -errno, "socketpair");
+		return -errno;
 	pid_t pid = fork();
 	if (pid < 0) {
 		int r = -errno;
 		close(sv[0]);
 		close(sv[1]);
-		return err_set_errno(reterr, r, "fork");
+		return r;
 	}
 	if (pid == 0) {
 		close(sv[0]);
 		/* Nothing of the launcher's but the two fds it needs. */
-		int keep_lo = MIN(sv[1], netns_fd), keep_hi = MAX(sv[1], netns_fd);
+		int keep_lo = MIN(sv[1], n->netns_fd), keep_hi = MAX(sv[1], n->netns_fd);
 		close_range(3, (unsigned)keep_lo - 1, 0);
 		if (keep_hi > keep_lo + 1)
 			close_range((unsigned)keep_lo + 1, (unsigned)keep_hi - 1, 0);
 		close_range((unsigned)keep_hi + 1, ~0U, 0);
-		helper_main(sv[1], netns_fd, parent);
+		helper_main(sv[1], n->netns_fd, parent);
 	}
 	close(sv[1]);
 	if (read(sv[0], &status, sizeof(status)) != sizeof(status) || status != 0) {
 		close(sv[0]);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
-		return err_set_errno(reterr, status ? -status : -EIO,
-				     "entering the app's network namespace to make its sockets");
+		n->failed = status ? -status : -EIO;
+		log_warn("cannot make sockets in the app's network namespace (entering it: %s): "
+			 "incoming connections cannot be delivered",
+			 strerror(-n->failed));
+		return n->failed;
 	}
-	struct nsock *n = xcalloc(1, sizeof(*n));
 	n->pid = pid;
 	n->fd = sv[0];
+	if (n->loop && loop_add_io(n->loop, n->fd, 0, on_answer, n, &n->src) < 0)
+		n->src = NULL; /* no background refills: every batch waits */
+	return 0;
+}
+
+int nsock_new(struct loop *loop, int netns_fd, struct nsock **ret, struct err *reterr)
+{
+	int fd = fcntl(netns_fd, F_DUPFD_CLOEXEC, 3);
+
+	if (fd < 0)
+		return err_set_errno(reterr, -errno, "the app's network namespace");
+	struct nsock *n = xcalloc(1, sizeof(*n));
+	n->loop = loop;
+	n->netns_fd = fd;
+	n->fd = -1;
 	n->cache[0] = (struct cache){AF_INET, SOCK_STREAM, 0, {0}, 0};
 	n->cache[1] = (struct cache){AF_INET6, SOCK_STREAM, 0, {0}, 0};
-	if (loop && loop_add_io(loop, n->fd, 0, on_answer, n, &n->src) < 0)
-		n->src = NULL; /* no background refills: every batch waits */
 	*ret = n;
 	return 0;
 }
@@ -150,9 +173,13 @@ void nsock_free(struct nsock *n)
 	for (size_t i = 0; i < ARRAY_SIZE(n->cache); i++)
 		for (int k = 0; k < n->cache[i].n; k++)
 			close(n->cache[i].fds[k]);
-	close(n->fd); /* EOF: the helper exits */
-	kill(n->pid, SIGKILL);
-	waitpid(n->pid, NULL, 0);
+	if (n->fd >= 0)
+		close(n->fd); /* EOF: the helper exits */
+	if (n->pid > 0) {
+		kill(n->pid, SIGKILL);
+		waitpid(n->pid, NULL, 0);
+	}
+	close(n->netns_fd);
 	free(n);
 }
 
@@ -224,6 +251,12 @@ static int on_answer(struct loop_source *s, int fd, uint32_t events, void *userd
 int nsock_socket(struct nsock *n, int domain, int type, int protocol)
 {
 	int fds[BATCH], got;
+
+	if (n->fd < 0) {
+		int r = helper_start(n);
+		if (r < 0)
+			return r;
+	}
 
 	for (size_t i = 0; i < ARRAY_SIZE(n->cache); i++) {
 		struct cache *c = &n->cache[i];

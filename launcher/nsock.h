@@ -13,16 +13,19 @@
 
 struct nsock;
 
-/* Forks the helper into the network namespace netns_fd (borrowed; the
- * helper keeps its own copy only until it has entered). Call while the
- * process has no threads. loop (may be NULL) runs background refills of
- * the caches. Caller frees with nsock_free(). */
+/* A factory for the network namespace netns_fd (borrowed: a copy is
+ * kept). The helper is forked at the first nsock_socket() call (so call
+ * that while the process has no threads, as the launcher always is);
+ * loop (may be NULL) runs background refills of the caches. Caller frees
+ * with nsock_free(). */
 int nsock_new(struct loop *loop, int netns_fd, struct nsock **ret, struct err *reterr);
 /* Stops and reaps the helper, closes cached sockets. Accepts NULL. */
 void nsock_free(struct nsock *n);
 
 /* A new socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol) made
- * in the app's namespace: the fd (caller closes) or a negative errno.
+ * in the app's namespace: the fd (caller closes) or a negative errno (the
+ * helper could not enter the namespace: logged once, the same errno from
+ * then on).
  * TCP sockets are fetched 16 at a time and cached, refilled in the
  * background, so most calls cost no round trip to the helper. */
 int nsock_socket(struct nsock *n, int domain, int type, int protocol);
