@@ -991,15 +991,26 @@ static bool conn_check_end(struct inc_conn *c)
 	return false;
 }
 
+/* After any event: route what the client sent, write what is queued
+ * both ways at once (not one epoll round later), end what is done. */
 static void conn_process(struct inc_conn *c)
 {
-	if (c->steal) {
-		int r = steal_process(c);
-		if (r < 0) {
-			conn_free(c, true);
-			return;
-		}
+	size_t taken;
+
+	if (c->steal && steal_process(c) < 0) {
+		conn_free(c, true);
+		return;
 	}
+	if (c->ufd >= 0 && !c->u_connecting && write_out(c->ufd, &c->to_u, &taken) < 0) {
+		conn_free(c, true);
+		return;
+	}
+	if (write_out(c->cfd, &c->to_c, &taken) < 0) {
+		conn_free(c, true);
+		return;
+	}
+	if (taken)
+		sv_return_credit(c);
 	if (conn_check_end(c))
 		return;
 	conn_update(c);
@@ -1087,18 +1098,6 @@ static int on_conn_io(struct loop_source *src, int fd, uint32_t events, void *us
 			}
 		}
 	}
-	/* Flush what this event produced. */
-	if (write_out(c->ufd >= 0 && !c->u_connecting ? c->ufd : -1, &c->to_u, &taken) < 0 &&
-	    c->ufd >= 0 && !c->u_connecting) {
-		conn_free(c, true);
-		return 0;
-	}
-	if (write_out(c->cfd, &c->to_c, &taken) < 0) {
-		conn_free(c, true);
-		return 0;
-	}
-	if (taken)
-		sv_return_credit(c);
 	conn_process(c);
 	return 0;
 }
@@ -1307,16 +1306,8 @@ void agent_incoming_input(struct agent_incoming *inc, struct agent_session *s,
 		vs->owed += m->data.len;
 		if (!c->resp_done && !c->tunnel)
 			steal_response_bytes(c, vs->resp, m->data.data, m->data.len);
-		{
-			size_t taken;
-			if (write_out(c->cfd, &c->to_c, &taken) < 0) {
-				conn_free(c, true);
-				return;
-			}
-		}
-		sv_return_credit(c);
 		steal_request_done(c);
-		conn_process(c);
+		conn_process(c); /* writes to the client, returns the credit */
 		return;
 	case PROTO_STREAM_WINDOW:
 		if (proto_credit_on_window(&vs->credit, m->window) < 0) {
