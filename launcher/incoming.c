@@ -32,6 +32,7 @@
 #include "launcher/listen.h"
 #include "launcher/net.h"
 #include "launcher/nsock.h"
+#include "launcher/trace.h"
 #include "vnet/vnet.h"
 
 #define FILTER_DEPTH_MAX 8
@@ -566,6 +567,9 @@ static void on_listening(void *userdata, const struct listen_sock *s, uint64_t t
 	l->host_fd = -1;
 	map_put(&in->lsns, s->cookie, l);
 	incoming_decide(in->cfg, s, &l->remote, &filter, &why);
+	if (in->s->trace)
+		trace_listen(in->s->trace, s->port, l->remote,
+			     in->cfg->mode == CFG_INCOMING_STEAL ? "steal" : "mirror", filter, why);
 	if (filter)
 		wait = subscribe(in, l, filter, token);
 	else if (in->cfg->mode != CFG_INCOMING_OFF)

@@ -202,3 +202,24 @@ void trace_unix(struct trace *t, const char *path, int i, const char *pattern)
 	json_string(&b, rule);
 	emit(t, &b);
 }
+
+void trace_listen(struct trace *t, uint16_t port, uint16_t pod_port, const char *mode,
+		  const char *filter, const char *why)
+{
+	struct buf b;
+
+	buf_init(&b);
+	buf_printf(&b, "{\"kind\":\"listen\",\"port\":%u,\"pod_port\":%u,\"verdict\":", port,
+		   pod_port);
+	json_string(&b, filter ? mode : "local");
+	buf_printf(&b, ",\"filter\":");
+	if (filter && *filter)
+		json_string(&b, filter);
+	else
+		buf_printf(&b, "null");
+	buf_printf(&b, ",\"rule\":");
+	json_string(&b, why		    ? why
+			: filter && *filter ? "feature.network.incoming.http_filter"
+					    : "feature.network.incoming.mode");
+	emit(t, &b);
+}

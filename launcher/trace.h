@@ -9,6 +9,8 @@
  *    "verdict":V,"rule":R,"pattern":P|null,"mapped":P[,"override":O]}
  *   {"kind":"tcp"|"udp","dest":"ADDR:PORT","verdict":"remote"|"local","rule":R}
  *   {"kind":"dns","name":N,"verdict":"remote"|"local","rule":R}
+ *   {"kind":"listen","port":L,"pod_port":R,"verdict":"mirror"|"steal"|"local",
+ *    "filter":F|null,"rule":R}
  * A line identical to one already written is not written again (a file
  * path is routed on every lookup, open and getattr).
  */
@@ -38,6 +40,12 @@ void trace_dns(struct trace *t, const char *name, const struct net_decision *d);
 /* A unix socket connect sent to the pod: pattern is the unix_streams entry
  * (index i) that matched. */
 void trace_unix(struct trace *t, const char *path, int i, const char *pattern);
+
+/* The app listens on TCP port `port`: subscribed as pod port pod_port
+ * with mode ("mirror"/"steal") and filter ("" for every connection), or,
+ * filter NULL, not subscribed because of `why`. */
+void trace_listen(struct trace *t, uint16_t port, uint16_t pod_port, const char *mode,
+		  const char *filter, const char *why);
 
 /* The rule text of a file decision: vfs_decision_format without its
  * "VERDICT: " prefix. Like snprintf. */

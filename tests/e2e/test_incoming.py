@@ -544,3 +544,22 @@ def test_signals_during_listen_do_not_let_it_return_early(cluster, build_dir, tm
     finally:
         p.kill()
         p.wait()
+
+
+def test_trace_records_each_listen_decision(cluster, build_dir, tmp_path, apps):
+    trace = tmp_path / "trace.jsonl"
+    code = ("import socket\n"
+            "for p in (80, 8080, 9000):\n"
+            "    s = socket.socket(); s.bind(('0.0.0.0', p)); s.listen(1)\n")
+    r = subprocess.run([podenv(build_dir), "exec", "-t", f"pid/{cluster.pod_pid}", "-f",
+                        write_cfg(tmp_path, {"mode": "steal", "ignore_ports": [8080],
+                                             "http_filter": {"path_filter": "^/api"}}),
+                        "--trace", str(trace), "--", PY, "-c", code],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60,
+                       cwd="/tmp")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(l) for l in trace.read_text().splitlines()]
+    listens = {l["port"]: l for l in lines if l["kind"] == "listen"}
+    assert listens[80]["verdict"] == "steal" and listens[80]["filter"] == "path ^/api\n"
+    assert listens[8080]["verdict"] == "local" and "ignore_ports" in listens[8080]["rule"]
+    assert listens[9000]["verdict"] == "local" and "http_filter.ports" in listens[9000]["rule"]
