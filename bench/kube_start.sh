@@ -100,6 +100,6 @@ print(f"- commands (hyperfine -N, {rounds} rounds x {runs} runs, 1 warm-up, inte
       f"with podenv.json `{{\"agent\": {{\"communication_timeout\": 1, \"ttl\": 0}}}}`")
 print(f"- fake API server: tests/kube/fakeapi.py (TLS, bearer token) on loopback; each run "
       f"creates a Job ({jobs} in all), the fake starts {b}/podenv-agent for it (the image "
-      f"\"already pulled\") and the launcher polls the agent pod every 100 ms until ready")
+      f"\"already pulled\") and the launcher polls the agent pod (every 20 ms for the first second, then 100 ms) until ready")
 print(f"- pod pid {pid}; load average before: {load}")
 EOF
