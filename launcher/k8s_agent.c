@@ -32,6 +32,7 @@ struct k8s_session {
 	char *container; /* the agent's container */
 	uint16_t port;
 	uint8_t token[PROTO_TOKEN_SIZE];
+	unsigned polls_without_pod;
 };
 
 static volatile sig_atomic_t interrupted;
@@ -464,9 +465,20 @@ static int agent_state(struct k8s_session *ks, char *why, size_t whylen, struct 
 			return r;
 		json_object *items = k8s_json_get(list, "items");
 		if (!items || json_object_array_length(items) == 0) {
+			json_object_put(list);
+			/* A Job whose pod is refused (PodSecurity, quota) says so
+			 * in its events and never gets one: look now and then. */
+			if (++ks->polls_without_pod % 10 == 0) {
+				_cleanup_free_ char *ev = events_of(ks, ks->job);
+				const char *fc = strstr(ev, "FailedCreate: ");
+				if (fc)
+					return err_set(
+						reterr, -EPERM,
+						"the agent Job %s could not create its pod: %s",
+						ks->job, fc + strlen("FailedCreate: "));
+			}
 			snprintf(why, whylen, "waiting for Job %s to create the agent pod",
 				 ks->job);
-			json_object_put(list);
 			return 0;
 		}
 		pod = json_object_array_get_idx(items, 0);
