@@ -563,3 +563,61 @@ def test_trace_records_each_listen_decision(cluster, build_dir, tmp_path, apps):
     assert listens[80]["verdict"] == "steal" and listens[80]["filter"] == "path ^/api\n"
     assert listens[8080]["verdict"] == "local" and "ignore_ports" in listens[8080]["rule"]
     assert listens[9000]["verdict"] == "local" and "http_filter.ports" in listens[9000]["rule"]
+
+
+def test_h2c_preface_on_a_filtered_port_passes_through(cluster, build_dir, tmp_path, apps):
+    """HTTP/2 with prior knowledge cannot be split: it goes to the pod's app
+    unchanged. (podapp, which speaks only HTTP/1.1, answers the preface's
+    first line as a request and closes on its "SM" line, so only that
+    first part is sent here.)"""
+    a = start(apps, cluster, build_dir, tmp_path,
+              {"mode": "steal", "http_filter": {"header_filter": "x-user: alice"}})
+    assert ask(cluster, ["PRI * HTTP/2.0\r\n\r\n"]) == ["pod-original"]
+    assert a.requests() == []
+
+
+def test_ignore_localhost_leaves_a_loopback_server_alone(cluster, build_dir, tmp_path):
+    code = ("import socket\n"
+            "s = socket.socket(); s.bind(('127.0.0.1', 80)); s.listen(1)\n"
+            "print('ready', flush=True)\n"
+            "import sys; sys.stdin.readline()\n")
+    p = subprocess.Popen([podenv(build_dir), "exec", "-t", f"pid/{cluster.pod_pid}", "-f",
+                          write_cfg(tmp_path, {"mode": "steal", "ignore_localhost": True}),
+                          "--", PY, "-c", code],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd="/tmp", env=dict(os.environ, RUST_LOG="podenv=info"))
+    try:
+        assert p.stdout.readline() == "ready\n"
+        assert ask(cluster, [get("/lo")]) == ["pod-original"]
+    finally:
+        p.kill()
+        _, err = p.communicate(timeout=20)
+    assert "ignore_localhost" in err
+
+
+def test_a_restarted_server_keeps_the_port(cluster, build_dir, tmp_path):
+    """The app closes its listener and listens again (a reload): the port
+    is stolen again from its next listen() on."""
+    code = ("import socket, sys\n"
+            "for round in (1, 2):\n"
+            "    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "    s.bind(('0.0.0.0', 80)); s.listen(8)\n"
+            "    print('ready', round, flush=True)\n"
+            "    c, _ = s.accept(); c.recv(4096)\n"
+            "    c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 7\\r\\n\\r\\nround-%d' % round)\n"
+            "    c.close(); s.close()\n"
+            "    sys.stdin.readline()\n")
+    p = subprocess.Popen([podenv(build_dir), "exec", "-t", f"pid/{cluster.pod_pid}", "-f",
+                          write_cfg(tmp_path, {"mode": "steal"}), "--", PY, "-c", code],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd="/tmp")
+    try:
+        assert p.stdout.readline() == "ready 1\n"
+        assert ask(cluster, [get("/a")]) == ["round-1"]
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert p.stdout.readline() == "ready 2\n"
+        assert ask(cluster, [get("/b")]) == ["round-2"]
+    finally:
+        p.kill()
+        p.wait()
