@@ -208,10 +208,17 @@ class App:
         raise AssertionError(f"the app did not start: rc={self.p.poll()} "
                              f"stderr={''.join(self.stderr)}")
 
-    def requests(self, wait=0.3):
-        """The JSON lines the app printed so far (after a short settle)."""
-        time.sleep(wait)
+    def requests(self, expect=0, wait=0.3):
+        """The JSON lines the app printed so far: waits (up to 10 s) until
+        there are `expect`, then `wait` more seconds for any extra."""
         out = []
+        end = time.monotonic() + 10
+        while len(out) < expect and time.monotonic() < end:
+            try:
+                out.append(json.loads(self.lines.get(timeout=0.1)))
+            except queue.Empty:
+                pass
+        time.sleep(wait)
         while True:
             try:
                 out.append(json.loads(self.lines.get_nowait()))
@@ -252,7 +259,7 @@ def test_steal_whole_port_then_the_pod_answers_again(cluster, build_dir, tmp_pat
     app answers within 2 s and no redirect rule is left."""
     a = start(apps, cluster, build_dir, tmp_path, {"mode": "steal"})
     assert ask(cluster, [get("/a"), get("/b?x=1")]) == ["local-app /a", "local-app /b?x=1"]
-    assert [r["path"] for r in a.requests()] == ["/a", "/b?x=1"]
+    assert [r["path"] for r in a.requests(2)] == ["/a", "/b?x=1"]
     assert ask(cluster, [get("/quit")]) == ["local-app /quit"]
     assert a.p.wait(timeout=20) == 0, a.err()
     assert pod_answers(cluster)
@@ -265,7 +272,7 @@ def test_mirror_pod_answers_and_the_app_sees_identical_bytes(cluster, build_dir,
     reqs = [get("/m1", [("X-Trace", "abc")]),
             "POST /m2 HTTP/1.1\r\nHost: bear\r\nContent-Length: 5\r\n\r\nhello"]
     assert ask(cluster, reqs) == ["pod-original", "pod-original"]
-    seen = a.requests(wait=0.5)
+    seen = a.requests(len(reqs))
     assert [bytes.fromhex(r["raw"]).decode() for r in seen] == reqs
     assert a.stop() in (0, 143)
     assert pod_answers(cluster)
@@ -280,7 +287,7 @@ def test_header_filter_and_keep_alive_split(cluster, build_dir, tmp_path, apps):
                         get("/5", bob)])
     assert got == ["local-app /1", "pod-original", "pod-original", "local-app /4",
                    "pod-original"]
-    assert [r["path"] for r in a.requests()] == ["/1", "/4"]
+    assert [r["path"] for r in a.requests(2)] == ["/1", "/4"]
 
 
 def test_mirror_with_a_filter_copies_only_matching_requests(cluster, build_dir, tmp_path,
@@ -289,7 +296,7 @@ def test_mirror_with_a_filter_copies_only_matching_requests(cluster, build_dir, 
               {"mode": "mirror", "http_filter": {"path_filter": "^/api/"}})
     got = ask(cluster, [get("/api/1"), get("/web"), get("/api/2?x")])
     assert got == ["pod-original"] * 3
-    assert [r["path"] for r in a.requests(wait=0.5)] == ["/api/1", "/api/2?x"]
+    assert [r["path"] for r in a.requests(2)] == ["/api/1", "/api/2?x"]
 
 
 def test_path_filter_negative_lookahead_leaves_health_checks(cluster, build_dir, tmp_path,
@@ -304,7 +311,7 @@ def test_steal_over_ipv6_to_a_dual_stack_app(cluster, build_dir, tmp_path, apps)
     a = start(apps, cluster, build_dir, tmp_path, {"mode": "steal"}, family="v6")
     assert ask(cluster, [get("/six")], host=cluster.pod_ip6) == ["local-app /six"]
     assert ask(cluster, [get("/four")]) == ["local-app /four"]
-    assert [r["path"] for r in a.requests()] == ["/six", "/four"]
+    assert [r["path"] for r in a.requests(2)] == ["/six", "/four"]
 
 
 def test_port_mapping(cluster, build_dir, tmp_path, apps):
@@ -312,7 +319,7 @@ def test_port_mapping(cluster, build_dir, tmp_path, apps):
     a = start(apps, cluster, build_dir, tmp_path,
               {"mode": "steal", "port_mapping": [[8000, 80]]}, ports="8000")
     assert ask(cluster, [get("/mapped")]) == ["local-app /mapped"]
-    assert [r["port"] for r in a.requests()] == [8000]
+    assert [r["port"] for r in a.requests(1)] == [8000]
 
 
 def test_non_http_on_a_port_the_pod_does_not_have(cluster, build_dir, tmp_path, apps):
@@ -379,7 +386,7 @@ def test_two_sessions_stealing_one_port(cluster, build_dir, tmp_path, apps):
     assert second.p.wait(timeout=30) != 0
     assert "already stolen by another podenv session" in second.err()
     assert ask(cluster, [get("/first")]) == ["local-app /first"]
-    assert [r["path"] for r in first.requests()] == ["/first"]
+    assert [r["path"] for r in first.requests(1)] == ["/first"]
 
 
 def test_mirror_is_shared_by_two_sessions(cluster, build_dir, tmp_path, apps):
@@ -388,8 +395,8 @@ def test_mirror_is_shared_by_two_sessions(cluster, build_dir, tmp_path, apps):
     a = start(apps, cluster, build_dir, tmp_path, {"mode": "mirror"})
     b = start(apps, cluster, build_dir, tmp_path, {"mode": "mirror"})
     assert ask(cluster, [get("/both")]) == ["pod-original"]
-    assert [r["path"] for r in a.requests(wait=0.5)] == ["/both"]
-    assert [r["path"] for r in b.requests(wait=0)] == ["/both"]
+    assert [r["path"] for r in a.requests(1)] == ["/both"]
+    assert [r["path"] for r in b.requests(1)] == ["/both"]
 
 
 def test_ports_and_ignore_ports(cluster, build_dir, tmp_path, apps):
