@@ -60,7 +60,8 @@ static void usage(FILE *f)
 	      "      --inspect              print what the agent sees of the target and exit\n"
 	      "Options:\n"
 	      "      --token-file FILE      64 hex digits clients must present (or the\n"
-	      "                             environment variable PODENV_AGENT_TOKEN)\n"
+	      "                             environment variable PODENV_AGENT_TOKEN, or\n"
+	      "                             only its SHA-256 in PODENV_AGENT_TOKEN_SHA256)\n"
 	      "      --tls-cert FILE        serve --listen over TLS with this PEM certificate\n"
 	      "      --tls-key FILE         and this PEM private key (the token is still\n"
 	      "                             required)\n"
@@ -209,10 +210,12 @@ static int parse_args(int argc, char **argv, struct agent_opts *o, struct err *r
 		return err_set(reterr, -EINVAL, "give exactly one of --pid and --container-id");
 	if (o->inspect + o->stdio + !!o->listen != 1)
 		return err_set(reterr, -EINVAL, "give exactly one of --stdio, --listen and --inspect");
-	if (o->listen && !o->token_file && !getenv("PODENV_AGENT_TOKEN"))
+	if (o->listen && !o->token_file && !getenv("PODENV_AGENT_TOKEN") &&
+	    !getenv("PODENV_AGENT_TOKEN_SHA256"))
 		return err_set(reterr, -EINVAL,
-			       "--listen needs --token-file (or $PODENV_AGENT_TOKEN): the agent never "
-			       "serves unauthenticated network clients");
+			       "--listen needs --token-file (or $PODENV_AGENT_TOKEN, or "
+			       "$PODENV_AGENT_TOKEN_SHA256): the agent never serves unauthenticated "
+			       "network clients");
 	if (!o->tls_cert != !o->tls_key)
 		return err_set(reterr, -EINVAL, "TLS needs both --tls-cert and --tls-key");
 	if (o->tls_cert && !o->listen)
@@ -336,15 +339,25 @@ static int serve(const struct agent_opts *o, struct agent_target *t, struct err 
 	_cleanup_close_ int listen_fd = -1;
 	int r;
 
-	bool have_token = false;
+	bool have_token = false, have_digest = false;
+	uint8_t digest[PROTO_TOKEN_SIZE];
 	if (o->token_file) {
 		r = read_token(o->token_file, token, e);
 		if (r < 0)
 			return r;
 		have_token = true;
+	} else if (o->listen && getenv("PODENV_AGENT_TOKEN_SHA256")) {
+		/* A Kubernetes Job passes the SHA-256 of the per-session token
+		 * (docs/PROTOCOL.md §3): the Job's readers do not learn it. */
+		r = proto_token_parse(getenv("PODENV_AGENT_TOKEN_SHA256"), digest);
+		unsetenv("PODENV_AGENT_TOKEN_SHA256");
+		if (r < 0)
+			return err_set(e, -EINVAL,
+				       "$PODENV_AGENT_TOKEN_SHA256: expected 64 hex digits");
+		have_digest = true;
 	} else if (o->listen) {
-		/* A Kubernetes Job passes the per-session token in the
-		 * environment; drop it at once so nothing we start inherits it. */
+		/* The per-session token in the environment; drop it at once
+		 * so nothing we start inherits it. */
 		const char *env = getenv("PODENV_AGENT_TOKEN");
 		r = env ? proto_token_parse(env, token) : -EINVAL;
 		unsetenv("PODENV_AGENT_TOKEN");
@@ -390,6 +403,7 @@ static int serve(const struct agent_opts *o, struct agent_target *t, struct err 
 		.target = t,
 		.hostname = hostname,
 		.token = have_token ? token : NULL,
+		.token_sha256 = have_digest ? digest : NULL,
 		.communication_timeout = (usec_t)o->timeout_s * USEC_PER_SEC,
 		.workers = o->workers,
 		.tls = tls,

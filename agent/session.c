@@ -16,6 +16,8 @@
  */
 #define LOG_TARGET "podenv::agent::session"
 #include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -39,6 +41,8 @@ struct agent_server {
 	struct agent_server_opts o;
 	uint8_t token[PROTO_TOKEN_SIZE];
 	bool have_token;
+	uint8_t token_sha256[SHA256_DIGEST_LENGTH];
+	bool have_digest;
 	struct agent_pool *pool;
 	struct agent_session *sessions;
 	unsigned nsessions;
@@ -507,8 +511,24 @@ static int handshake(struct agent_session *s, const struct proto_frame *f)
 
 	/* A stdio session comes from the launcher that started us over a
 	 * socketpair nobody else holds: the channel is the authentication. */
-	if (!srv->have_token && decoded && first.type == PROTO_HELLO)
+	if (!srv->have_token && !srv->have_digest && decoded && first.type == PROTO_HELLO)
 		p.token = first.hello.token;
+	/* Digest only: a HELLO whose token hashes to it is compared with
+	 * itself; any other with a token that differs from it in the first
+	 * byte, so the handshake refuses it the usual way. */
+	uint8_t unknown[PROTO_TOKEN_SIZE];
+	if (srv->have_digest) {
+		uint8_t d[SHA256_DIGEST_LENGTH];
+		memset(unknown, 0, sizeof(unknown));
+		p.token = unknown;
+		if (decoded && first.type == PROTO_HELLO) {
+			SHA256(first.hello.token, PROTO_TOKEN_SIZE, d);
+			if (!CRYPTO_memcmp(d, srv->token_sha256, sizeof(d)))
+				p.token = first.hello.token;
+			else
+				unknown[0] = (uint8_t)~first.hello.token[0];
+		}
+	}
 	r = proto_handshake_server(decoded ? &first : NULL, &p, &reply);
 	if (reply.type)
 		proto_msg_encode(&s->out, &reply);
@@ -780,6 +800,9 @@ int agent_server_new(struct loop *l, const struct agent_server_opts *o,
 	if (o->token) {
 		memcpy(srv->token, o->token, PROTO_TOKEN_SIZE);
 		srv->have_token = true;
+	} else if (o->token_sha256) {
+		memcpy(srv->token_sha256, o->token_sha256, sizeof(srv->token_sha256));
+		srv->have_digest = true;
 	}
 	r = agent_pool_new(l, o->workers ? o->workers : 4, &srv->pool);
 	if (r < 0) {

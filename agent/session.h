@@ -55,6 +55,9 @@ struct agent_server_opts {
 	struct agent_target *target; /* borrowed */
 	const char *hostname;	     /* the target's, read before threads started */
 	const uint8_t *token;	     /* PROTO_TOKEN_SIZE bytes, or NULL (stdio: trusted) */
+	/* Or only the token's SHA-256 (32 bytes; a Kubernetes Job carries
+	 * the digest, so reading the Job does not give the token away). */
+	const uint8_t *token_sha256;
 	usec_t communication_timeout; /* exit when no client for this long; 0 = never */
 	unsigned workers;
 	struct agent_tls_ctx *tls;	/* borrowed; NULL: plain. Accepted sessions only */

@@ -7,6 +7,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
+
 #include "common/buf.h"
 #include "common/log.h"
 #include "launcher/cli.h"
@@ -178,8 +180,12 @@ static json_object *agent_container(struct k8s_session *ks, const struct cfg *cf
 	incoming_agent_args(cfg, args, ARRAY_SIZE(args)); /* agent.nftables, flush_connections */
 	while (args[n])
 		n++;
-	for (size_t i = 0; i < PROTO_TOKEN_SIZE; i++)
-		snprintf(token + 2 * i, 3, "%02x", ks->token[i]);
+	/* Only the token's SHA-256 goes into the pod spec: whoever may read
+	 * Jobs or pods in the namespace must not be able to use the agent. */
+	uint8_t digest[SHA256_DIGEST_LENGTH];
+	SHA256(ks->token, PROTO_TOKEN_SIZE, digest);
+	for (size_t i = 0; i < sizeof(digest); i++)
+		snprintf(token + 2 * i, 3, "%02x", digest[i]);
 
 	json_object *c = json_object_new_object();
 	json_object_object_add(c, "name", json_object_new_string(name));
@@ -192,7 +198,7 @@ static json_object *agent_container(struct k8s_session *ks, const struct cfg *cf
 	json_object_object_add(c, "command", str_array(&cmd, 1));
 	json_object_object_add(c, "args", str_array(args, n));
 	json_object *env = json_object_new_array(), *tok = json_object_new_object();
-	json_object_object_add(tok, "name", json_object_new_string("PODENV_AGENT_TOKEN"));
+	json_object_object_add(tok, "name", json_object_new_string("PODENV_AGENT_TOKEN_SHA256"));
 	json_object_object_add(tok, "value", json_object_new_string(token));
 	json_object_array_add(env, tok);
 	explicit_bzero(token, sizeof(token));

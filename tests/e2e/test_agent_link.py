@@ -374,3 +374,31 @@ def test_launcher_vanishing_mid_transfer_leaves_the_agent_serving(cluster, build
     assert listening_agent["proc"].poll() is None, listening_agent["proc"].stderr.read()
     r = connect_dbg(build_dir, listening_agent, "hostname")
     assert r.returncode == 0 and r.stdout == "ok bear-pod\n"
+
+
+def test_token_digest_in_env_authenticates(cluster, build_dir, tmp_path):
+    """A Kubernetes Job carries only SHA-256(token) as
+    PODENV_AGENT_TOKEN_SHA256: the right token gets in; a wrong one, and the
+    digest itself (someone who read the Job), do not."""
+    token = secrets.token_hex(32)
+    digest = hashlib.sha256(bytes.fromhex(token)).hexdigest()
+    port = free_port()
+    env = dict(os.environ, PODENV_AGENT_TOKEN_SHA256=digest)
+    env.pop("PODENV_AGENT_TOKEN", None)
+    p = subprocess.Popen([agent_bin(build_dir), "--pid", str(cluster.pod_pid), "--listen",
+                          f"127.0.0.1:{port}", "-t", "0"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "ready, listening" in p.stderr.readline()
+        for tok, ok in ((token, True), (secrets.token_hex(32), False), (digest, False)):
+            tf = tmp_path / f"token-{tok[:8]}"
+            tf.write_text(tok)
+            r = run([podenv(build_dir), "debug", "agent", "--connect", f"127.0.0.1:{port}",
+                     "--token-file", str(tf), "hostname"])
+            if ok:
+                assert r.returncode == 0 and r.stdout == "ok bear-pod\n", r.stderr
+            else:
+                assert r.returncode != 0 and "token" in r.stderr, r.stderr
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=10)

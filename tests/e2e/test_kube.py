@@ -169,7 +169,10 @@ def test_exec_through_the_api_server(fake, build_dir, tmp_path, target):
     argv = c["command"] + c["args"]
     assert argv[argv.index("--container-id") + 1] == fake.info["container_ids"]["bear-pod/bear"]
     assert argv[argv.index("--communication-timeout") + 1] == "1"
-    (tok,) = [e["value"] for e in c["env"] if e["name"] == "PODENV_AGENT_TOKEN"]
+    # Only the token's digest is in the pod spec (readers of Jobs cannot
+    # use the agent); the agent accepted podenv's token against it.
+    assert not [e for e in c["env"] if e["name"] == "PODENV_AGENT_TOKEN"]
+    (tok,) = [e["value"] for e in c["env"] if e["name"] == "PODENV_AGENT_TOKEN_SHA256"]
     assert len(tok) == 64 and tok not in r.stderr
 
     # Cleaned up per ttl: the agent exits after its communication timeout,

@@ -576,7 +576,11 @@ class Fake:
                 if st["name"] == c["targetContainerName"]:
                     cid = st.get("containerID")
         listen = opts.get("--listen")
+        # podenv sends only the token's SHA-256 ("sha256:" + hex here); a
+        # plain token (older launchers, hand-written Jobs) is accepted too.
         token = env.get("PODENV_AGENT_TOKEN")
+        if not token and env.get("PODENV_AGENT_TOKEN_SHA256"):
+            token = "sha256:" + env["PODENV_AGENT_TOKEN_SHA256"]
         if not listen:
             return None, None, cid, token, "no --listen ADDR:PORT in the container's args"
         try:
@@ -584,7 +588,8 @@ class Fake:
         except (IndexError, ValueError):
             return None, None, cid, token, f"bad --listen {listen!r}"
         if not token:
-            return None, port, cid, token, "no PODENV_AGENT_TOKEN in the container's env"
+            return None, port, cid, token, ("no PODENV_AGENT_TOKEN or PODENV_AGENT_TOKEN_SHA256 "
+                                            "in the container's env")
         target = ["--container-id", cid] if cid else ["--pid", str(os.getpid())]
         return target + pass_through, port, cid, token, None
 
@@ -614,12 +619,19 @@ class Fake:
         os.makedirs(tdir, exist_ok=True)
         tag = f"{ns}_{podname}_{container}"
         token_path = os.path.join(tdir, tag + ".token")
-        with open(token_path, "w") as f:
-            f.write(token + "\n")
-        os.chmod(token_path, 0o600)
+        agent_env = dict(os.environ)
+        agent_env.pop("PODENV_AGENT_TOKEN", None)
+        if token.startswith("sha256:"):
+            # as the container would: the digest in the agent's environment
+            agent_env["PODENV_AGENT_TOKEN_SHA256"] = token[len("sha256:"):]
+            auth = []
+        else:
+            with open(token_path, "w") as f:
+                f.write(token + "\n")
+            os.chmod(token_path, 0o600)
+            auth = ["--token-file", token_path]
         log_path = os.path.join(tdir, tag + ".log")
-        cmd = [self.args.agent] + argv + ["--listen", f"127.0.0.1:{local_port}",
-                                          "--token-file", token_path] + \
+        cmd = [self.args.agent] + argv + ["--listen", f"127.0.0.1:{local_port}"] + auth + \
             list(self.settings.get("agent_extra_args") or [])
         runtime_id = "containerd://" + secrets.token_hex(32)
         a = Agent(ns=ns, pod=podname, container=container, kind=kind, proc=None,
@@ -631,7 +643,8 @@ class Fake:
             with open(log_path, "ab") as lf:
                 try:
                     a.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=lf,
-                                              stderr=subprocess.STDOUT, start_new_session=True)
+                                              stderr=subprocess.STDOUT, start_new_session=True,
+                                              env=agent_env)
                 except OSError as e:
                     self.container_failed(ns, podname, container, kind, "StartError",
                                           f"exec {self.args.agent}: {e}")
