@@ -21,6 +21,7 @@
 #include "dns/dns.h"
 #include "launcher/cli.h"
 #include "launcher/link.h"
+#include "launcher/session.h"
 
 #define MAX_WORDS 8
 
@@ -1271,11 +1272,12 @@ int cli_debug_main(int argc, char **argv)
 			loop_free(d.loop);
 			return 2;
 		}
-		/* The agent logs to our stderr: quiet unless RUST_LOG asks. */
-		const char *args[] = { "--log-level", getenv("RUST_LOG") ? getenv("RUST_LOG") : "warn",
-				       NULL };
-		r = link_spawn_local(d.loop, cli_agent_path(), (pid_t)pid, args, &dbg_link_ops, &d,
-				     &d.link, &e);
+		/* The agent logs to our stderr. */
+		const char *args[] = { "--log-level", session_agent_log_level(), NULL };
+		r = session_check_local_target((pid_t)pid, &e);
+		if (r >= 0)
+			r = link_spawn_local(d.loop, cli_agent_path(), (pid_t)pid, args,
+					     &dbg_link_ops, &d, &d.link, &e);
 	} else {
 		uint8_t token[PROTO_TOKEN_SIZE];
 		char text[256] = "";

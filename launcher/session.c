@@ -56,9 +56,7 @@ out:
 	return r;
 }
 
-/* A local target the agent cannot enter fails here, in one line, rather
- * than as the agent's log line followed by a lost link. */
-static int check_local_target(pid_t pid, struct err *reterr)
+int session_check_local_target(pid_t pid, struct err *reterr)
 {
 	char path[64];
 	int fd;
@@ -76,9 +74,7 @@ static int check_local_target(pid_t pid, struct err *reterr)
 	return 0;
 }
 
-/* The local agent's log filter: $RUST_LOG, else following -v/-q (the
- * agent is quiet, warnings only, unless asked). */
-static const char *agent_log_level(void)
+const char *session_agent_log_level(void)
 {
 	if (getenv("RUST_LOG"))
 		return getenv("RUST_LOG");
@@ -143,11 +139,11 @@ int session_open(struct cfg *cfg, struct session **ret, struct err *reterr)
 				     &session_link_ops, s, &s->link, reterr);
 	} else if (t->kind == CFG_TARGET_PID) {
 		/* The agent logs to our stderr. */
-		const char *args[] = { "--log-level", agent_log_level(), NULL, NULL, NULL, NULL, NULL };
+		const char *args[] = { "--log-level", session_agent_log_level(), NULL, NULL, NULL, NULL, NULL };
 		if (cfg->agent.json_log)
 			args[2] = "--json-log";
 		incoming_agent_args(cfg, args, ARRAY_SIZE(args));
-		r = check_local_target((pid_t)t->pid, reterr);
+		r = session_check_local_target((pid_t)t->pid, reterr);
 		if (r >= 0)
 			r = link_spawn_local(s->loop, cli_agent_path(), (pid_t)t->pid, args,
 					     &session_link_ops, s, &s->link, reterr);

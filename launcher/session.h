@@ -42,6 +42,15 @@ int session_fetch_context(struct session *s, struct err *reterr);
 
 void session_free(struct session *s);
 
+/* A local target (pid/PID) the agent cannot enter: fails here, in one line
+ * ("target pid/N: no such process", "cannot enter it …"), rather than as
+ * the agent's log line followed by a lost link. */
+int session_check_local_target(pid_t pid, struct err *reterr);
+
+/* The local agent's log filter: $RUST_LOG, else following -v/-q (the agent
+ * is quiet, warnings only, unless asked). */
+const char *session_agent_log_level(void);
+
 /* Parses config flags (cfg_source_flag_parse) from argv[*idx] on, stopping
  * at the first argument that is not one (or after "--"), and loads the
  * configuration. An unknown option is an error; stop_at_non_option says a

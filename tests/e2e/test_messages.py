@@ -44,6 +44,7 @@ BAD = [
     (["exec", "--fs-mode", "bogus", "-t", "pid/1", "--", "true"], "feature.fs.mode", 2),
     (["exec", "-t", "pid/GONE", "--", "true"], "target pid/GONE: no such process", 1),
     (["shell", "-t", "pid/GONE"], "target pid/GONE: no such process", 1),
+    (["debug", "agent", "-t", "pid/GONE", "hostname"], "target pid/GONE: no such process", 1),
     (["mount", "pid/1", "/nonexistent-dir"], "/nonexistent-dir: No such file or directory", 2),
     (["config", "bogus"], 'unknown subcommand "bogus"', 2),
     (["explain"], "nothing to explain", 2),
