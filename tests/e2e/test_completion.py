@@ -70,13 +70,18 @@ def fish_complete(line):
     return sorted({w.split("\t")[0] for w in r.stdout.split("\n") if w})
 
 
-SUBCOMMANDS = ["config", "debug", "doctor", "exec", "explain", "help", "mount", "shell"]
+def subcommands():
+    """The commands `podenv --help` lists: the completions must offer all of them."""
+    r = run([os.path.join(build_dir_path(), "podenv"), "--help"], check=True)
+    text = r.stdout.split("Commands:\n", 1)[1].split("\n\n", 1)[0]
+    return sorted(line.split()[0] for line in text.splitlines())
 
 
 @pytest.mark.parametrize("complete", [zsh_complete, fish_complete], ids=["zsh", "fish"])
 def test_completes_subcommands(complete):
     assert complete("podenv ex") == ["exec", "explain"]
-    assert complete("podenv ") == SUBCOMMANDS
+    assert "ls" in subcommands()
+    assert complete("podenv ") == subcommands()
     assert complete("podenv help sh") == ["shell"]
 
 
