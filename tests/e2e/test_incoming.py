@@ -517,7 +517,10 @@ def test_listen_ports_without_root(build_dir, test_user, user_pod):
         assert host_get(port, "/unprivileged") == "local-app /unprivileged"
         assert p.poll() is None
     finally:
-        run(["pkill", "-KILL", "-u", USER, "-f", "podenv exec"])
+        # podenv is su's child (sh exec'ed it); the app and the agent die
+        # with it (PR_SET_PDEATHSIG)
+        run(["pkill", "-KILL", "-P", str(p.pid)])
+        p.kill()
         p.wait(timeout=10)
         os.unlink(cfg)
 
