@@ -468,8 +468,20 @@ static void on_incoming(void *userdata, uint64_t id, const struct proto_incoming
 		return;
 	}
 	r = vnet_deliver_stream(in->deliver, in->s->client, id, inc->mode == PROTO_MIRROR, fd);
-	if (r < 0)
+	if (r < 0) {
 		close(fd);
+		return;
+	}
+	if (log_enabled(LOG_TARGET, LOG_DEBUG)) {
+		/* The app sees the connection come from its own address: say
+		 * whose it is. */
+		char a[INET6_ADDRSTRLEN] = "?";
+		inet_ntop(inc->remote.family == PROTO_AF_INET6 ? AF_INET6 : AF_INET,
+			  inc->remote.bytes, a, sizeof(a));
+		log_debug("pod port %u: %s connection from %s port %u, to the app's port %u",
+			  inc->port, inc->mode == PROTO_MIRROR ? "mirrored" : "stolen", a,
+			  inc->remote_port, l->s.port);
+	}
 }
 
 static void on_refused(void *userdata)
