@@ -3,6 +3,7 @@
 All of them use the build folder under test (PODENV_BUILD) as the Makefile's
 O=, so they build nothing new there beyond the man pages and the schema.
 """
+import fcntl
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 
 import pytest
 
@@ -169,8 +171,28 @@ def test_agent_image_runs_against_the_cluster(cluster, build_dir):
         assert r.stdout == "bear-pod\n"
 
 
-@pytest.mark.timeout(180)
-def test_deb_installs_and_runs(cluster, build_dir):
+def dpkg(*args):
+    """dpkg ARGS, waiting (up to 2 min) while another dpkg or apt holds its lock."""
+    deadline = time.monotonic() + 120
+    while True:
+        r = run(["dpkg", *args], timeout=120)
+        if r.returncode == 0 or "lock" not in r.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert r.returncode == 0, f"dpkg {' '.join(args)}: {r.stderr}"
+
+
+@pytest.fixture
+def deb_turn():
+    """One deb test at a time on this machine: parallel test sessions would
+    install and remove the same package under each other."""
+    with open("/run/lock/podenv-e2e-deb.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.mark.timeout(600)
+def test_deb_installs_and_runs(cluster, build_dir, deb_turn):
     """make deb, dpkg -i, podenv from /usr/bin against the cluster, dpkg -r."""
     for tool in ("dpkg-buildpackage", "dh", "dpkg"):
         if not shutil.which(tool):
@@ -182,7 +204,7 @@ def test_deb_installs_and_runs(cluster, build_dir):
     with tempfile.TemporaryDirectory(prefix="podenv-deb.") as d:
         make(build_dir, "deb", f"DEB_DIR={d}", timeout=150)
         [deb] = [f for f in os.listdir(d) if f.startswith("podenv_") and f.endswith(".deb")]
-        run(["dpkg", "-i", os.path.join(d, deb)], check=True, timeout=60)
+        dpkg("-i", os.path.join(d, deb))
         try:
             assert run(["/usr/bin/podenv", "--version"], check=True).stdout.startswith("podenv ")
             r = run(["/usr/bin/podenv-agent", "--version"], check=True)
@@ -195,5 +217,5 @@ def test_deb_installs_and_runs(cluster, build_dir):
             assert r.returncode == 0, r.stderr
             assert r.stdout == "bear-pod\n"
         finally:
-            run(["dpkg", "-r", "podenv"], check=True, timeout=60)
+            dpkg("-r", "podenv")
         assert not os.path.exists("/usr/bin/podenv")
