@@ -691,8 +691,10 @@ int sandbox_run(const struct sandbox_opts *o, int *status, struct err *reterr)
 	struct sandbox sb = { .o = o, .s = o->session, .errfd = -1, .netns_fd = -1 };
 	const struct cfg_network *nw = &o->session->cfg->feature.network;
 
-	/* Outgoing TCP or UDP, or DNS, from the pod: the app needs its own
-	 * network namespace. With all three off it keeps the host's. */
+	/* Outgoing TCP or UDP, or DNS, from the pod, or incoming traffic
+	 * (its listeners are watched and reached in its namespace): the app
+	 * needs its own network namespace. With all of them off it keeps the
+	 * host's. */
 	sb.incoming_on = incoming_wanted(o->session->cfg);
 	sb.unix_on = nw->outgoing.unix_streams.n > 0;
 	sb.network = nw->outgoing.tcp || nw->outgoing.udp || nw->dns.enabled || sb.incoming_on;
