@@ -631,3 +631,27 @@ def test_a_restarted_server_keeps_the_port(cluster, build_dir, tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+def test_steal_to_a_server_bound_to_loopback(cluster, build_dir, tmp_path):
+    """ignore_localhost false (the default): a server on 127.0.0.1 gets the
+    pod's traffic too, delivered on its loopback."""
+    code = ("import socket, sys\n"
+            "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "s.bind(('127.0.0.1', 80)); s.listen(8)\n"
+            "print('ready', flush=True)\n"
+            "for _ in range(2):\n"
+            "    c, _ = s.accept(); c.recv(4096)\n"
+            "    c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nlo'); c.close()\n"
+            "sys.stdin.readline()\n")
+    p = subprocess.Popen([podenv(build_dir), "exec", "-t", f"pid/{cluster.pod_pid}", "-f",
+                          write_cfg(tmp_path, {"mode": "steal"}), "--", PY, "-c", code],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd="/tmp")
+    try:
+        assert p.stdout.readline() == "ready\n"
+        assert ask(cluster, [get("/1")]) == ["lo"]
+        assert ask(cluster, [get("/2")]) == ["lo"]
+    finally:
+        p.kill()
+        p.wait()
