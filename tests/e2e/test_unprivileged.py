@@ -136,6 +136,8 @@ def test_unix_streams_without_root(test_user, user_pod, build_dir):
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip() == "user-pod:hi"
     finally:
+        # su does not pass SIGKILL on: the server is the user's process
+        run(["pkill", "-u", USER, "-f", f"s.bind\\('{sock}'\\)"])
         server.kill()
         server.wait()
         if "cfg" in locals():
