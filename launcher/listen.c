@@ -50,6 +50,7 @@
 #include "common/map.h"
 #include "launcher/listen.h"
 #include "launcher/seccomp.h"
+#include "vnet/vnet.h"
 
 #define CHECK_EVERY (1 * USEC_PER_SEC)
 
@@ -224,24 +225,8 @@ static int on_notify(struct loop_source *src, int fd, uint32_t events, void *use
 /* Dumps sockets of (family, proto) in the given states, calling fn for
  * each. Returns 0 or a negative errno (then the dump is incomplete). */
 static int diag_dump(struct listen_watch *w, int family, int proto, uint32_t states,
-		     void (*fn)(struct listen_watch *w, const struct inet_diag_msg *m, void *ud),
-		     void *ud)
+		     vnet_diag_fn fn, void *ud)
 {
-	struct {
-		struct nlmsghdr nh;
-		struct inet_diag_req_v2 rq;
-	} req = {
-		.nh = {.nlmsg_len = sizeof(req),
-		       .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-		       .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
-		       .nlmsg_seq = ++w->seq},
-		.rq = {.sdiag_family = (uint8_t)family,
-		       .sdiag_protocol = (uint8_t)proto,
-		       .idiag_states = states},
-	};
-	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-	static uint8_t buf[32768] __attribute__((aligned(8)));
-
 	if (w->diag_fd < 0) {
 		struct timeval tv = {.tv_sec = 2};
 		int fd = nsock_socket(w->ns, AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG);
@@ -253,36 +238,15 @@ static int diag_dump(struct listen_watch *w, int family, int proto, uint32_t sta
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		w->diag_fd = fd;
 	}
-	if (sendto(w->diag_fd, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return -errno;
-	for (;;) {
-		ssize_t n = recv(w->diag_fd, buf, sizeof(buf), 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		size_t len = (size_t)n;
-		for (struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-			if (h->nlmsg_seq != w->seq)
-				continue; /* an answer to an earlier, abandoned dump */
-			if (h->nlmsg_type == NLMSG_DONE)
-				return 0;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				struct nlmsgerr *e = NLMSG_DATA(h);
-				return e->error ? e->error : -EIO;
-			}
-			if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
-			    h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
-				fn(w, NLMSG_DATA(h), ud);
-		}
-	}
+	return vnet_diag_dump(w->diag_fd, &w->seq, family, proto, states, 0, fn, ud);
 }
 
-static void mark_seen(struct listen_watch *w, const struct inet_diag_msg *m, void *ud)
+static void mark_seen(const struct inet_diag_msg *m, size_t len, void *ud)
 {
+	struct listen_watch *w = ud;
 	uint64_t cookie = (uint64_t)m->id.idiag_cookie[0] | ((uint64_t)m->id.idiag_cookie[1] << 32);
 	struct known *k = map_get(&w->known, cookie);
-	(void)ud;
+	(void)len;
 
 	if (k)
 		k->seen = true;
@@ -297,8 +261,8 @@ void listen_watch_check(struct listen_watch *w)
 		return;
 	for (size_t pos = 0; map_next(&w->known, &pos, &key, &v);)
 		((struct known *)v)->seen = false;
-	if (diag_dump(w, AF_INET, IPPROTO_TCP, 1u << TCP_LISTEN, mark_seen, NULL) < 0 ||
-	    diag_dump(w, AF_INET6, IPPROTO_TCP, 1u << TCP_LISTEN, mark_seen, NULL) < 0) {
+	if (diag_dump(w, AF_INET, IPPROTO_TCP, 1u << TCP_LISTEN, mark_seen, w) < 0 ||
+	    diag_dump(w, AF_INET6, IPPROTO_TCP, 1u << TCP_LISTEN, mark_seen, w) < 0) {
 		log_debug("sock_diag: %m; keeping every listener");
 		return;
 	}
@@ -337,10 +301,10 @@ struct port_query {
 	bool found;
 };
 
-static void match_port(struct listen_watch *w, const struct inet_diag_msg *m, void *ud)
+static void match_port(const struct inet_diag_msg *m, size_t len, void *ud)
 {
 	struct port_query *q = ud;
-	(void)w;
+	(void)len;
 
 	if (ntohs(m->id.idiag_sport) == q->port)
 		q->found = true;

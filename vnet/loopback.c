@@ -198,48 +198,32 @@ static bool is_loopback_or_any(uint8_t family, const uint32_t src[4], bool v6onl
 	return !memcmp(b, mapped_prefix, 12) && (b[12] == 127 || !memcmp(b + 12, zero, 4));
 }
 
+struct port_query {
+	bool found;
+};
+
+static void match_loopback(const struct inet_diag_msg *m, size_t len, void *userdata)
+{
+	struct port_query *q = userdata;
+	int alen = (int)(len - sizeof(*m));
+	bool v6only = false;
+
+	for (const struct rtattr *a = (const void *)(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen))
+		if (a->rta_type == INET_DIAG_SKV6ONLY)
+			v6only = *(const uint8_t *)RTA_DATA(a);
+	if (is_loopback_or_any(m->idiag_family, m->id.idiag_src, v6only))
+		q->found = true;
+}
+
 /* 1 when a socket of the app's in `family` is bound to port (listening, for
  * TCP; unconnected, for UDP) on an address that takes 127.0.0.1. */
 static int diag_find(struct vnet_loopback *lb, uint8_t family, uint8_t proto, uint16_t port)
 {
-	struct {
-		struct nlmsghdr h;
-		struct inet_diag_req_v2 r;
-	} q = {
-		.h = { .nlmsg_len = sizeof(q), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-		       .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = ++lb->seq },
-		.r = { .sdiag_family = family, .sdiag_protocol = proto,
-		       .idiag_states = proto == IPPROTO_TCP ? 1u << 10 /* LISTEN */
-							    : 1u << 7 /* CLOSE: unconnected */,
-		       .id = { .idiag_sport = htons(port) } },
-	};
-	uint8_t ans[16384];
-	int found = 0;
+	struct port_query q = { false };
+	uint32_t states = proto == IPPROTO_TCP ? 1u << 10 /* LISTEN */ : 1u << 7 /* unconnected */;
+	int r = vnet_diag_dump(lb->diag_fd, &lb->seq, family, proto, states, port, match_loopback, &q);
 
-	if (send(lb->diag_fd, &q, sizeof(q), 0) < 0)
-		return -errno;
-	for (;;) {
-		ssize_t n = recv(lb->diag_fd, ans, sizeof(ans), 0);
-		if (n < 0)
-			return -errno;
-		for (struct nlmsghdr *h = (void *)ans; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_seq != lb->seq)
-				continue;
-			if (h->nlmsg_type == NLMSG_DONE)
-				return found;
-			if (h->nlmsg_type == NLMSG_ERROR)
-				return ((struct nlmsgerr *)NLMSG_DATA(h))->error ?: found;
-			struct inet_diag_msg *m = NLMSG_DATA(h);
-			bool v6only = false;
-			int alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
-			for (struct rtattr *a = (void *)(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen))
-				if (a->rta_type == INET_DIAG_SKV6ONLY)
-					v6only = *(uint8_t *)RTA_DATA(a);
-			if (ntohs(m->id.idiag_sport) == port &&
-			    is_loopback_or_any(m->idiag_family, m->id.idiag_src, v6only))
-				found = 1;
-		}
-	}
+	return r < 0 ? r : q.found;
 }
 
 static bool app_listens(struct vnet_loopback *lb, uint8_t proto, uint16_t port)

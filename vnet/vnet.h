@@ -291,6 +291,20 @@ int vnet_tun_check(struct err *reterr);
  * TUN fd (caller closes), or a negative errno and reterr naming the step. */
 int vnet_netns_setup(const struct vnet_netns_cfg *cfg, int *ret_tun_fd, struct err *reterr);
 
+/* ---- sock_diag (diag.c) ---------------------------------------------------------- */
+
+struct inet_diag_msg;
+/* One socket of a dump: the message and its attributes, len bytes in all. */
+typedef void (*vnet_diag_fn)(const struct inet_diag_msg *m, size_t len, void *userdata);
+
+/* Dumps the sockets of (family, proto) in `states` (a bit per TCP state;
+ * UDP: 1 << 7 unconnected, 1 << 1 connected) with source port sport (0:
+ * any) on diag_fd, a blocking NETLINK_SOCK_DIAG socket of the namespace
+ * asked about, calling fn for each. seq is the caller's request counter.
+ * Returns 0, or a negative errno (the dump is then incomplete). */
+int vnet_diag_dump(int diag_fd, uint32_t *seq, int family, int proto, uint32_t states,
+		   uint16_t sport, vnet_diag_fn fn, void *userdata);
+
 /* ---- the app's loopback (loopback.c) ------------------------------------------ */
 
 /* mirrord's ignore_localhost: 127.0.0.0/8 leaves through the TUN (to the pod's
