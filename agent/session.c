@@ -301,6 +301,14 @@ void agent_session_close(struct agent_session *s, uint32_t code, const char *rea
 	if (s->next)
 		s->next->prev = s->prev;
 	s->srv->nsessions--;
+	if (s->close_later) {
+		/* Closed before its deferred close ran (agent shutdown): that
+		 * close and the reference it held go now, or the session leaks
+		 * once the loop has stopped iterating. */
+		loop_source_free(s->close_later);
+		s->close_later = NULL;
+		session_unref(s);
+	}
 	if (s->exit_when_done)
 		loop_exit(s->srv->loop, code == PROTO_BYE_NORMAL || code == PROTO_BYE_SHUTDOWN ? 0 : 1);
 	server_session_gone(s->srv);

@@ -38,6 +38,14 @@ def run(cmd, timeout=30, check=False, input=None, env=None, text=True):
     return r
 
 
+def skip_if_sanitized(build):
+    """The agent image carries a static agent, which a sanitizer build
+    (make asan's objects, ASan runtime) cannot link."""
+    r = run(["ldd", os.path.join(build, "podenv-agent")])
+    if "libasan" in r.stdout or "libubsan" in r.stdout:
+        pytest.skip("a sanitizer build cannot link the static agent of the image")
+
+
 def cluster_cmd(*args, instance=None, timeout=300, check=False):
     """Run tests/cluster/cluster; instance names a separate cluster (PODENV_CLUSTER_ID)."""
     env = dict(os.environ)

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run
+from conftest import ROOT, run, skip_if_sanitized
 from test_completion import subcommands  # the commands `podenv --help` lists
 
 BASH_COMPLETION = ROOT / "packaging" / "completions" / "podenv.bash"
@@ -144,6 +144,7 @@ def unpack_oci(archive, dest):
 @pytest.mark.timeout(300)
 def test_agent_image_runs_against_the_cluster(cluster, build_dir):
     """make agent-image, unpack the image, and use its agent for a session."""
+    skip_if_sanitized(build_dir)
     make(build_dir, "agent-image")
     with tempfile.TemporaryDirectory(prefix="podenv-oci.") as d:
         config, rootfs = unpack_oci(os.path.join(build_dir, "podenv-agent-oci.tar"), d)
