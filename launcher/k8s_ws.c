@@ -98,6 +98,10 @@ static void frame(struct k8s_ws *w, uint8_t op, const uint8_t *pre, size_t npre,
 
 int k8s_ws_flush(struct k8s_ws *w)
 {
+	if (!w->h) { /* k8s_ws_from_bytes: nowhere to send */
+		buf_reset(&w->out);
+		return -EPIPE;
+	}
 	for (;;) {
 		if (w->sent == buf_len(&w->sending)) {
 			buf_reset(&w->sending);
@@ -146,6 +150,8 @@ ssize_t k8s_ws_write(struct k8s_ws *w, const void *buf, size_t len)
 static int fill(struct k8s_ws *w)
 {
 	size_t n = 0;
+	if (!w->h)
+		return 0; /* k8s_ws_from_bytes: all was given */
 	uint8_t *p = buf_reserve(&w->in, RECV_CHUNK);
 	CURLcode c = curl_easy_recv(w->h, p, RECV_CHUNK, &n);
 
@@ -328,6 +334,25 @@ void k8s_ws_free(struct k8s_ws *w)
 	buf_done(&w->errtext);
 	free(w->what);
 	free(w);
+}
+
+struct k8s_ws *k8s_ws_from_bytes(const void *bytes, size_t len, uint16_t port)
+{
+	struct k8s_ws *w = xcalloc(1, sizeof(*w));
+
+	w->fd = -1;
+	w->port = port;
+	w->what = xstrdup("a recorded stream");
+	buf_init(&w->in);
+	buf_init(&w->out);
+	buf_init(&w->sending);
+	buf_init(&w->errtext);
+	buf_append(&w->in, bytes, len);
+	w->prefix_left[0] = w->prefix_left[1] = 2;
+	w->channel = -1;
+	w->rng = 0x9e3779b97f4a7c15ULL;
+	w->upgraded = true;
+	return w;
 }
 
 /* --- the upgrade ----------------------------------------------------------- */

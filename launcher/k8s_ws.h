@@ -50,4 +50,10 @@ bool k8s_ws_pending(const struct k8s_ws *w);
 uint32_t k8s_ws_events(const struct k8s_ws *w);
 const char *k8s_ws_reason(const struct k8s_ws *w);
 
+/* A port-forward to `port` with no connection whose server sent exactly
+ * `len` bytes (copied) after the 101 and then closed: k8s_ws_read decodes
+ * them as it would from the API server (the fuzz target, tests). Answers
+ * it would send (pongs) are dropped. Caller frees with k8s_ws_free. */
+struct k8s_ws *k8s_ws_from_bytes(const void *bytes, size_t len, uint16_t port);
+
 #endif
