@@ -21,6 +21,7 @@
 
 #include "agent/tls.h"
 #include "common/log.h"
+#include "common/tls.h"
 
 struct agent_tls_ctx {
 	SSL_CTX *ctx;
@@ -28,8 +29,7 @@ struct agent_tls_ctx {
 
 struct agent_tls {
 	SSL *ssl;
-	bool read_wants_write;
-	bool write_wants_read;
+	struct tls_io io; /* the non-blocking I/O, shared with the launcher */
 	char reason[256];
 };
 
@@ -116,6 +116,7 @@ int agent_tls_new(struct agent_tls_ctx *c, int fd, struct agent_tls **ret)
 	SSL_set_accept_state(ssl);
 	t = xcalloc(1, sizeof(*t));
 	t->ssl = ssl;
+	t->io.ssl = ssl;
 	*ret = t;
 	return 0;
 }
@@ -131,70 +132,44 @@ void agent_tls_free(struct agent_tls *t)
 	free(t);
 }
 
-/* Maps the result of SSL_read/SSL_write (r <= 0) to the tls.h contract;
- * *wants_other is set when the call waits for the other direction. */
-static ssize_t tls_result(struct agent_tls *t, int r, bool reading, bool *wants_other)
+/* -EPROTO: the reason, from the OpenSSL error tls_io kept. */
+static ssize_t io_result(struct agent_tls *t, ssize_t r)
 {
-	int saved = errno;
-
-	switch (SSL_get_error(t->ssl, r)) {
-	case SSL_ERROR_WANT_READ:
-		*wants_other = !reading;
-		return -EAGAIN;
-	case SSL_ERROR_WANT_WRITE:
-		*wants_other = reading;
-		return -EAGAIN;
-	case SSL_ERROR_ZERO_RETURN:
-		return 0;
-	case SSL_ERROR_SYSCALL:
-		ERR_clear_error();
-		if (saved == 0)
-			return 0;
-		return saved == EAGAIN ? -EAGAIN : -saved;
-	default:
-		ssl_reason(t->reason, sizeof(t->reason));
-		return -EPROTO;
+	if (r == -EPROTO) {
+		const char *why = t->io.err ? ERR_reason_error_string(t->io.err) : NULL;
+		if (why)
+			snprintf(t->reason, sizeof(t->reason), "%s", why);
+		else if (t->io.err)
+			ERR_error_string_n(t->io.err, t->reason, sizeof(t->reason));
+		else
+			snprintf(t->reason, sizeof(t->reason), "unknown TLS error");
 	}
+	return r;
 }
 
 ssize_t agent_tls_read(struct agent_tls *t, void *buf, size_t len)
 {
-	int r;
-
-	ERR_clear_error();
-	errno = 0; /* SSL_ERROR_SYSCALL with errno 0 means EOF */
-	t->read_wants_write = false;
-	r = SSL_read(t->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
-	return r > 0 ? r : tls_result(t, r, true, &t->read_wants_write);
+	return io_result(t, tls_io_read(&t->io, buf, len));
 }
 
 ssize_t agent_tls_write(struct agent_tls *t, const void *buf, size_t len)
 {
-	int r;
-
-	ERR_clear_error();
-	errno = 0;
-	t->write_wants_read = false;
-	r = SSL_write(t->ssl, buf, len > (1u << 30) ? (1 << 30) : (int)len);
-	if (r > 0)
-		return r;
-	r = (int)tls_result(t, r, false, &t->write_wants_read);
-	return r == 0 ? -EPIPE : r; /* a write that moved nothing would be retried forever */
+	return io_result(t, tls_io_write(&t->io, buf, len));
 }
 
 bool agent_tls_pending(const struct agent_tls *t)
 {
-	return SSL_has_pending(t->ssl);
+	return tls_io_pending(&t->io);
 }
 
 uint32_t agent_tls_events(const struct agent_tls *t)
 {
-	return (t->read_wants_write ? EPOLLOUT : 0) | (t->write_wants_read ? EPOLLIN : 0);
+	return tls_io_events(&t->io);
 }
 
 bool agent_tls_established(const struct agent_tls *t)
 {
-	return SSL_is_init_finished(t->ssl);
+	return tls_io_established(&t->io);
 }
 
 const char *agent_tls_reason(const struct agent_tls *t)

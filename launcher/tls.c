@@ -29,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/log.h"
+#include "common/tls.h"
 #include "launcher/tls.h"
 
 struct link_tls {
@@ -41,8 +42,7 @@ struct link_tls {
 	bool pinned;
 	uint8_t fingerprint[LINK_TLS_FINGERPRINT_SIZE];
 	bool verify_failed;
-	bool read_wants_write;
-	bool write_wants_read;
+	struct tls_io io; /* the non-blocking I/O, shared with the agent */
 	char reason[ERR_MSG_MAX];
 };
 
@@ -244,6 +244,7 @@ int link_tls_new(int fd, const char *host, const struct link_tls_opts *o, struct
 	BIO_set_init(bio, 1);
 	SSL_set_bio(t->ssl, bio, bio); /* the SSL owns it now */
 	SSL_set_connect_state(t->ssl);
+	t->io.ssl = t->ssl;
 	*ret = t;
 	return 0;
 fail:
@@ -264,86 +265,50 @@ void link_tls_free(struct link_tls *t)
 	free(t);
 }
 
-/* Maps the result of SSL_read/SSL_write (r <= 0) to the tls.h contract;
- * *wants_other is set when the call waits for the other direction. */
-static ssize_t tls_result(struct link_tls *t, int r, bool reading, bool *wants_other)
+/* -EPROTO: the reason, from the OpenSSL error tls_io kept (verify_cert()
+ * has already said why when the agent's certificate was refused). */
+static ssize_t io_result(struct link_tls *t, ssize_t r)
 {
-	int saved = errno;
-	unsigned long e;
-	const char *why;
+	unsigned long e = t->io.err;
+	const char *why = e ? ERR_reason_error_string(e) : NULL;
 
-	switch (SSL_get_error(t->ssl, r)) {
-	case SSL_ERROR_WANT_READ:
-		*wants_other = !reading;
-		return -EAGAIN;
-	case SSL_ERROR_WANT_WRITE:
-		*wants_other = reading;
-		return -EAGAIN;
-	case SSL_ERROR_ZERO_RETURN:
-		return 0;
-	case SSL_ERROR_SYSCALL:
-		ERR_clear_error();
-		if (saved == 0)
-			return 0;
-		return saved == EAGAIN ? -EAGAIN : -saved;
-	default:
-		e = ERR_get_error();
-		ERR_clear_error();
-		if (t->verify_failed)
-			return -EPROTO; /* verify_cert() said why */
-		why = e ? ERR_reason_error_string(e) : NULL;
-		if (!SSL_is_init_finished(t->ssl))
-			snprintf(t->reason, sizeof(t->reason),
-				 "TLS handshake with the agent failed: %s%s",
-				 why ? why : "TLS error",
-				 e && ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER
-					 ? " (is the agent listening without TLS?)"
-					 : "");
-		else
-			snprintf(t->reason, sizeof(t->reason), "TLS error on the link: %s",
-				 why ? why : "unknown");
-		return -EPROTO;
-	}
+	if (r != -EPROTO || t->verify_failed)
+		return r;
+	if (!SSL_is_init_finished(t->ssl))
+		snprintf(t->reason, sizeof(t->reason), "TLS handshake with the agent failed: %s%s",
+			 why ? why : "TLS error",
+			 e && ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER
+				 ? " (is the agent listening without TLS?)"
+				 : "");
+	else
+		snprintf(t->reason, sizeof(t->reason), "TLS error on the link: %s",
+			 why ? why : "unknown");
+	return r;
 }
 
 ssize_t link_tls_read(struct link_tls *t, void *buf, size_t len)
 {
-	int r;
-
-	ERR_clear_error();
-	errno = 0; /* SSL_ERROR_SYSCALL with errno 0 means EOF */
-	t->read_wants_write = false;
-	r = SSL_read(t->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
-	return r > 0 ? r : tls_result(t, r, true, &t->read_wants_write);
+	return io_result(t, tls_io_read(&t->io, buf, len));
 }
 
 ssize_t link_tls_write(struct link_tls *t, const void *buf, size_t len)
 {
-	int r;
-
-	ERR_clear_error();
-	errno = 0;
-	t->write_wants_read = false;
-	r = SSL_write(t->ssl, buf, len > (1u << 30) ? (1 << 30) : (int)len);
-	if (r > 0)
-		return r;
-	r = (int)tls_result(t, r, false, &t->write_wants_read);
-	return r == 0 ? -EPIPE : r; /* a write that moved nothing would be retried forever */
+	return io_result(t, tls_io_write(&t->io, buf, len));
 }
 
 bool link_tls_pending(const struct link_tls *t)
 {
-	return SSL_has_pending(t->ssl);
+	return tls_io_pending(&t->io);
 }
 
 uint32_t link_tls_events(const struct link_tls *t)
 {
-	return (t->read_wants_write ? EPOLLOUT : 0) | (t->write_wants_read ? EPOLLIN : 0);
+	return tls_io_events(&t->io);
 }
 
 bool link_tls_established(const struct link_tls *t)
 {
-	return SSL_is_init_finished(t->ssl);
+	return tls_io_established(&t->io);
 }
 
 const char *link_tls_reason(const struct link_tls *t)
